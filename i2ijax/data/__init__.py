@@ -1,0 +1,1 @@
+"""Input pipelines: the embedded `shapes` benchmark, image folders and TFDS."""

@@ -1,0 +1,409 @@
+"""Unpaired multi-domain input pipelines (spec §2.1) on tf.data, as numpy.
+
+Sources (`config.data.name`):
+
+  'shapes'   the embedded synthetic benchmark (`shapes.py`), built into the
+             TFDS data dir on first use; size `data.source_size`. Eval splits
+             carry ground truth: style `mode`, shape `mask` and `scene_id`.
+  'folder'   `data.root` with one image folder per domain (`folders.py`):
+             trainA/, trainB/, … (+ testA/, …) or named folders (cat/, dog/;
+             no test split, so eval reads the training images).
+  other      a TFDS catalog dataset with one split per domain, e.g.
+             'cycle_gan/apple2orange' (domains 'A', 'B' = trainA, trainB; eval
+             testA, testB). Nothing is downloaded: the data must already be
+             prepared in the TFDS data dir, otherwise a DataError says how to
+             provide it.
+
+`data.domains` selects a subset by name or index, in the given order, which is
+the label order ('A', 'B' / 0, 1). Every example of a training batch picks
+its domain uniformly at random: each selected domain is its own stream
+(sharded per process, shuffled, repeated), and the streams are mixed with
+`tf.data.Dataset.sample_from_datasets`. All randomness derives from `seed`
+and `process_index`, so the batches are reproducible.
+"""
+
+from collections.abc import Iterator
+import dataclasses
+import functools
+import os
+import re
+from typing import Any
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from i2ijax import config_lib
+from i2ijax.data import folders
+from i2ijax.data import preprocess
+from i2ijax.data import shapes
+
+
+class DataError(ValueError):
+  """Bad data configuration or unusable data; the message says the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  name: str                        # config.data.name
+  domain_names: tuple[str, ...]    # the selected domains, in label order
+  image_size: int                  # training crop = eval size
+  num_modes: int                   # shapes: 3 (ground-truth style modes)
+  has_masks: bool                  # shapes: True
+
+
+@dataclasses.dataclass(frozen=True)
+class _Domain:
+  name: str
+  train: Any         # TFDS split name, or a directory for folders
+  test: Any | None   # None: no test split (eval falls back to train)
+
+
+# Catalog datasets whose domain splits are known without reading their
+# metadata (needed under `tfds.testing.mock_data`, which reports no splits).
+_CATALOG_DOMAINS = {
+    'cycle_gan': (_Domain('A', 'trainA', 'testA'),
+                  _Domain('B', 'trainB', 'testB')),
+}
+_TRAIN_SPLIT_RE = re.compile(r'^train[_-]?(.+)$')
+
+
+def _num_threads() -> int:
+  return max(2, min(8, (os.cpu_count() or 2) // 2))
+
+
+def _skip_decoding(keys):
+  return {k: tfds.decode.SkipDecoding() for k in keys}
+
+
+class _TfdsSource:
+  """A TFDS builder with one split per domain."""
+
+  def __init__(self, name, builder_fn, domains, *, has_masks=False):
+    self.name = name
+    self._builder_fn = builder_fn
+    self.domains = domains
+    self.has_masks = has_masks
+    self.num_modes = shapes.NUM_MODES if has_masks else 0
+
+  @functools.cached_property
+  def builder(self):
+    return self._builder_fn()
+
+  def train_stream(self, domain, *, process_index, process_count, seed,
+                   shuffle_buffer) -> tf.data.Dataset:
+    """Infinite shuffled stream of encoded images of this process's shard."""
+    split = domain.train
+    if process_count > 1:
+      split = tfds.even_splits(split, n=process_count)[process_index]
+    ds = self.builder.as_dataset(
+        split=split, shuffle_files=True,
+        read_config=tfds.ReadConfig(shuffle_seed=seed),
+        decoders=_skip_decoding(['image']))
+    ds = ds.map(lambda x: x['image'])
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat()
+
+  def eval_records(self, split, max_examples) -> tf.data.Dataset:
+    """Encoded eval examples in a deterministic order."""
+    keys = ['image', 'mask'] if self.has_masks else ['image']
+    ds = self.builder.as_dataset(split=split, shuffle_files=False,
+                                 decoders=_skip_decoding(keys))
+    if not self.has_masks:
+      ds = ds.map(lambda x: {'image': x['image']})
+      return ds if max_examples is None else ds.take(max_examples)
+    # shapes: sort by (scene_id, mode), so every domain lists the same
+    # scenes in the same order.
+    rows = list(tfds.as_numpy(ds))
+    rows.sort(key=lambda r: (int(r['scene_id']), int(r['mode'])))
+    rows = rows[:max_examples]
+    columns = {
+        'image': np.array([r['image'] for r in rows], dtype=object),
+        'mask': np.array([r['mask'] for r in rows], dtype=object),
+        'mode': np.array([r['mode'] for r in rows], dtype=np.int32),
+        'scene_id': np.array([r['scene_id'] for r in rows], dtype=np.int64),
+    }
+    if not rows:
+      columns['image'] = columns['mask'] = np.zeros((0,), dtype=str)
+    return tf.data.Dataset.from_tensor_slices(columns)
+
+
+class _FolderSource:
+  """Image folders read with tf.data (see `folders.py`)."""
+
+  num_modes = 0
+  has_masks = False
+
+  def __init__(self, name, layout: folders.FolderLayout):
+    self.name = name
+    self.domains = tuple(_Domain(n, tr, te) for n, tr, te in zip(
+        layout.domain_names, layout.train_dirs, layout.test_dirs))
+
+  def _files(self, directory):
+    try:
+      return folders.list_images(directory)
+    except folders.FolderError as e:
+      raise DataError(str(e)) from None
+
+  def train_stream(self, domain, *, process_index, process_count, seed,
+                   shuffle_buffer) -> tf.data.Dataset:
+    del shuffle_buffer  # File names are shuffled in full.
+    files = self._files(domain.train)[process_index::process_count]
+    if not files:
+      raise DataError(f'{domain.train!r} has fewer images than the '
+                      f'{process_count} processes that share it')
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat().map(tf.io.read_file)
+
+  def eval_records(self, directory, max_examples) -> tf.data.Dataset:
+    files = self._files(directory)[:max_examples]
+    ds = tf.data.Dataset.from_tensor_slices(np.array(files, dtype=str))
+    return ds.map(lambda f: {'image': tf.io.read_file(f)})
+
+
+def _unavailable(name: str, data_dir: str) -> DataError:
+  where = (data_dir or os.environ.get('TFDS_DATA_DIR')
+           or tfds.core.constants.DATA_DIR)
+  return DataError(
+      f'TFDS dataset {name!r} is not prepared in {where} and will not be '
+      'downloaded: set TFDS_DATA_DIR (or data.data_dir) to a directory '
+      f"holding a prepared copy (e.g. from `tfds build {name}` on a machine "
+      "with network access), or use data.name='folder' with data.root=<a "
+      'directory with trainA/, trainB/, … image folders>')
+
+
+def _catalog_source(name: str, data_dir: str) -> _TfdsSource:
+  try:
+    builder = tfds.builder(name, data_dir=data_dir or None)
+  except ValueError as e:  # DatasetNotFoundError, unknown config, ...
+    first_line = (str(e).strip().splitlines() or [''])[0]
+    first_line = first_line.split(' Here are ')[0]
+    raise DataError(f'Unknown dataset {name!r} ({first_line}); data.name '
+                    f'must be {config_lib.KNOWN_DATASETS_HINT}') from None
+  domains = _CATALOG_DOMAINS.get(builder.name)
+  if domains is None:
+    splits = list(builder.info.splits.keys())
+    if not splits:
+      raise _unavailable(name, data_dir)
+    domains = tuple(
+        _Domain(m.group(1), s, next((t for t in (f'test{m.group(1)}',
+                                                 f'test_{m.group(1)}',
+                                                 f'test-{m.group(1)}')
+                                     if t in splits), None))
+        for s in sorted(splits) if (m := _TRAIN_SPLIT_RE.match(s)))
+    if not domains:
+      raise DataError(f'TFDS dataset {name!r} has no per-domain splits '
+                      f'(train<Domain>); its splits are {sorted(splits)}')
+  if 'image' not in builder.info.features:
+    raise DataError(f"TFDS dataset {name!r} has no 'image' feature")
+  # Fails fast (no download, no retries) when the data are absent.
+  try:
+    builder.as_dataset(split=domains[0].train,
+                       decoders=_skip_decoding(['image']))
+  except AssertionError:
+    raise _unavailable(name, data_dir) from None
+  return _TfdsSource(name, lambda: builder, domains)
+
+
+def _make_source(data_cfg):
+  """The source named by `data_cfg.name`, after checking the sizes."""
+  load_size, image_size = int(data_cfg.load_size), int(data_cfg.image_size)
+  if not 0 < image_size <= load_size:
+    raise DataError(f'data.image_size ({image_size}) must be positive and at '
+                    f'most data.load_size ({load_size})')
+  name = data_cfg.name
+  data_dir = data_cfg.get('data_dir', '') or ''
+  if name == 'shapes':
+    size = int(data_cfg.source_size)
+    if size not in shapes.SIZES:
+      raise DataError(f'data.source_size must be one of {shapes.SIZES} for '
+                      f'shapes, got {size}')
+    domains = tuple(_Domain(d, f'train_{d}', f'test_{d}')
+                    for d in shapes.DOMAINS)
+    return _TfdsSource(
+        name, lambda: shapes.prepare(size, data_dir or None), domains,
+        has_masks=True)
+  if name == 'folder':
+    try:
+      layout = folders.scan(data_cfg.root)
+    except folders.FolderError as e:
+      raise DataError(str(e)) from None
+    return _FolderSource(name, layout)
+  if not name:
+    raise DataError('data.name is empty; it must be '
+                    f'{config_lib.KNOWN_DATASETS_HINT}')
+  return _catalog_source(name, data_dir)
+
+
+def select_domains(available: tuple[str, ...], requested) -> tuple[int, ...]:
+  """Indices into `available` of `requested` names / indices (() = all).
+
+  `requested` may also be one comma-separated string ('day,sketch').
+  """
+  if isinstance(requested, str):
+    requested = [r for r in requested.split(',') if r.strip()]
+  listing = ', '.join(f'{i}={n!r}' for i, n in enumerate(available))
+  if not requested:
+    return tuple(range(len(available)))
+  chosen = []
+  for r in requested:
+    if isinstance(r, str) and r.strip() in available:
+      index = available.index(r.strip())
+    elif isinstance(r, (int, np.integer)) and not isinstance(r, bool):
+      index = int(r)
+    elif isinstance(r, str) and re.fullmatch(r'\s*\d+\s*', r):
+      index = int(r)
+    else:
+      raise DataError(f'data.domains: unknown domain {r!r}; available: '
+                      f'{listing}')
+    if not 0 <= index < len(available):
+      raise DataError(f'data.domains: index {index} out of range; '
+                      f'available: {listing}')
+    if index in chosen:
+      raise DataError(f'data.domains: domain {available[index]!r} is '
+                      'selected twice')
+    chosen.append(index)
+  return tuple(chosen)
+
+
+def _source_and_domains(data_cfg):
+  source = _make_source(data_cfg)
+  names = tuple(d.name for d in source.domains)
+  selected = select_domains(names, data_cfg.get('domains', ()))
+  return source, [source.domains[i] for i in selected]
+
+
+def get_data_spec(data_cfg) -> DataSpec:
+  """What the models and metrics need to know about `data_cfg`'s source."""
+  source, domains = _source_and_domains(data_cfg)
+  return DataSpec(name=data_cfg.name,
+                  domain_names=tuple(d.name for d in domains),
+                  image_size=int(data_cfg.image_size),
+                  num_modes=source.num_modes, has_masks=source.has_masks)
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True
+  options.threading.private_threadpool_size = _num_threads()
+  options.threading.max_intra_op_parallelism = 1
+  return options
+
+
+def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
+                          process_index: int = 0,
+                          process_count: int = 1) -> Iterator[dict]:
+  """Infinite iterator of this process's training batches.
+
+  Args:
+    data_cfg: `config.data`.
+    batch_size: per-process batch size B.
+    seed: the same on every process; it is combined with `process_index`.
+    process_index: which shard of every domain this process reads.
+    process_count: number of shards.
+
+  Yields:
+    {'image': float32 (B, S, S, 3) in [-1, 1], 'domain': int32 (B,)}, the
+    domain being the index into the selected domains.
+  """
+  if batch_size < 1:
+    raise DataError(f'batch_size must be positive, got {batch_size}')
+  if not 0 <= process_index < process_count:
+    raise DataError(f'process_index {process_index} not in '
+                    f'[0, {process_count})')
+  source, domains = _source_and_domains(data_cfg)
+  n = len(domains)
+  seeds = np.random.SeedSequence([int(seed), process_index]).generate_state(
+      n + 2, dtype=np.uint32).astype(np.int64)
+  streams = []
+  for label, domain in enumerate(domains):
+    ds = source.train_stream(
+        domain, process_index=process_index, process_count=process_count,
+        seed=int(seeds[label]), shuffle_buffer=int(data_cfg.shuffle_buffer))
+    streams.append(ds.map(lambda e, label=label: (e, np.int32(label))))
+  ds = streams[0] if n == 1 else tf.data.Dataset.sample_from_datasets(
+      streams, weights=[1.0 / n] * n, seed=int(seeds[n]))
+
+  load_size, image_size = int(data_cfg.load_size), int(data_cfg.image_size)
+  flip = bool(data_cfg.flip)
+  aug_seed = int(seeds[n + 1])
+
+  def prepare(index, element):
+    encoded, label = element
+    image = preprocess.train_image(
+        preprocess.decode_image(encoded),
+        tf.stack([tf.constant(aug_seed, tf.int64), index]),
+        load_size=load_size, image_size=image_size, flip=flip)
+    image = tf.ensure_shape(image, (image_size, image_size, 3))
+    return {'image': image, 'domain': label}
+
+  ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+  if isinstance(source, _FolderSource):
+    # Safety net for files that pass PIL's header check but fail to decode.
+    ds = ds.ignore_errors(log_warning=True)
+  ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
+  return iter(ds.with_options(_options()).as_numpy_iterator())
+
+
+def load_eval_arrays(data_cfg, domain: int, *, split: str = 'test',
+                     max_examples: int | None = None) -> dict[str, np.ndarray]:
+  """All (or the first `max_examples`) eval images of one selected domain.
+
+  Args:
+    data_cfg: `config.data`.
+    domain: index into the selected domains.
+    split: 'test' or 'train'. Sources without a test split (named folders)
+      read their training images.
+    max_examples: keep only this many, after the deterministic ordering.
+
+  Returns:
+    'image' float32 (n, S, S, 3) in [-1, 1] and 'domain' int32 (n,); shapes
+    also 'mode' int32 (n,), 'mask' uint8 (n, S, S) and 'scene_id' int64 (n,),
+    sorted by (scene_id, mode), so every domain lists the same scenes.
+  """
+  if split not in ('test', 'train'):
+    raise DataError(f"split must be 'test' or 'train', got {split!r}")
+  source, domains = _source_and_domains(data_cfg)
+  if not 0 <= domain < len(domains):
+    raise DataError(f'domain {domain} out of range for the selected domains '
+                    f'{[d.name for d in domains]}')
+  d = domains[domain]
+  where = d.test if split == 'test' else d.train
+  if where is None:
+    logging.info('%s: domain %r has no test split; evaluating on train.',
+                 source.name, d.name)
+    where = d.train
+  load_size, image_size = int(data_cfg.load_size), int(data_cfg.image_size)
+
+  def prepare(record):
+    out = dict(record)
+    image = preprocess.eval_image(preprocess.decode_image(record['image']),
+                                  load_size=load_size, image_size=image_size)
+    out['image'] = tf.ensure_shape(image, (image_size, image_size, 3))
+    if 'mask' in record:
+      mask = tf.io.decode_png(record['mask'], channels=1)
+      mask = preprocess.eval_mask(mask, load_size=load_size,
+                                  image_size=image_size)
+      out['mask'] = tf.ensure_shape(mask[..., 0], (image_size, image_size))
+    return out
+
+  ds = source.eval_records(where, max_examples)
+  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True).batch(256)
+  batches = list(ds.with_options(_options()).as_numpy_iterator())
+  keys = ['image'] + (['mode', 'mask', 'scene_id'] if source.has_masks
+                      else [])
+  if batches:
+    arrays = {k: np.concatenate([b[k] for b in batches]) for k in keys}
+  else:
+    s = image_size
+    empty = {'image': np.zeros((0, s, s, 3), np.float32),
+             'mode': np.zeros((0,), np.int32),
+             'mask': np.zeros((0, s, s), np.uint8),
+             'scene_id': np.zeros((0,), np.int64)}
+    arrays = {k: empty[k] for k in keys}
+  arrays['domain'] = np.full((len(arrays['image']),), domain, np.int32)
+  return arrays

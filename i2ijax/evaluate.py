@@ -1,0 +1,104 @@
+"""Evaluates a trained run: `python -m i2ijax.evaluate --workdir=W`.
+
+Restores the latest (or `--step`) checkpoint and its config, computes the
+metrics the data source supports, prints them and writes
+`W/eval/metrics.json` (a flat JSON object of metric name to number) and
+`W/eval/metrics.md`. On `shapes`: `domain_acc`, `content_iou`,
+`mode_coverage` (oracle networks, see `i2ijax.metrics.shapes_metrics`) and,
+for mixture models, `cluster_acc`.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+
+flags.DEFINE_string('workdir', None, 'Run directory holding checkpoints.')
+flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
+flags.DEFINE_integer('num_examples', None,
+                     'Override config.eval.num_examples.')
+
+
+def compute_metrics(config: ml_collections.ConfigDict, objective,
+                    state) -> dict[str, float]:
+  """All metrics available for `config.data` for the state's params."""
+  if config.data.name != 'shapes':
+    logging.warning('No metrics for data source %r yet: the oracle metrics '
+                    'need the shapes benchmark.', config.data.name)
+    return {}
+  from i2ijax.metrics import oracles as oracles_lib  # pylint: disable=g-import-not-at-top
+  from i2ijax.metrics import shapes_metrics  # pylint: disable=g-import-not-at-top
+  eval_cfg = config.eval
+  oracles = oracles_lib.get_oracles(config.data, steps=eval_cfg.oracle_steps,
+                                    seed=0)
+  params = state.ema_params or state.params
+  params = {**state.params, **params}
+  translate = jax.jit(lambda x, s, t, k: objective.translate(params, x, s, t,
+                                                             k))
+  cluster_fn = None
+  if objective.cluster is not None:
+    cluster_fn = jax.jit(lambda x, d: objective.cluster(params, x, d))
+  metrics = shapes_metrics.translation_metrics(
+      translate, config.data, oracles, num_examples=eval_cfg.num_examples,
+      num_styles=eval_cfg.num_styles, batch_size=eval_cfg.batch_size,
+      rng=jax.random.key(0), cluster_fn=cluster_fn,
+      num_components=getattr(objective, 'num_components', None))
+  metrics.update({f'oracle/{k}': v for k, v in oracles.test_scores.items()})
+  return {k: float(v) for k, v in metrics.items()}
+
+
+def write_metrics(workdir: str, step: int, metrics: dict[str, float]) -> str:
+  """Writes eval/metrics.json (flat, plus 'step') and eval/metrics.md."""
+  out_dir = os.path.join(workdir, 'eval')
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, 'metrics.json')
+  with open(path + '.tmp', 'w') as f:
+    json.dump({'step': step, **metrics}, f, indent=1, sort_keys=True)
+  os.replace(path + '.tmp', path)
+  with open(os.path.join(out_dir, 'metrics.md'), 'w') as f:
+    f.write(f'| metric (step {step}) | value |\n|---|---|\n')
+    for key in sorted(metrics):
+      f.write(f'| {key} | {metrics[key]:.4f} |\n')
+  return path
+
+
+def evaluate_workdir(workdir: str, step: int | None = None,
+                     num_examples: int | None = None) -> dict[str, float]:
+  """Restores a run and evaluates it; returns and writes the metrics."""
+  from i2ijax import config_lib, objectives  # pylint: disable=g-import-not-at-top
+  from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from i2ijax.training import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  config, step = checkpoint_lib.restore_config(workdir, step)
+  if num_examples:
+    config.eval.num_examples = num_examples
+  config_lib.validate(config)
+  objective = objectives.build(config, pipeline.get_data_spec(config.data))
+  target = objective.init(jax.random.key(0))
+  checkpointer = checkpoint_lib.Checkpointer(workdir)
+  try:
+    state, _, _ = checkpointer.restore(target, step)
+  finally:
+    checkpointer.close()
+  metrics = compute_metrics(config, objective, state)
+  write_metrics(workdir, step, metrics)
+  return metrics
+
+
+def main(argv):
+  del argv
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')
+  metrics = evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.step,
+                             flags.FLAGS.num_examples)
+  width = max([len(k) for k in metrics] + [6])
+  for key in sorted(metrics):
+    print(f'{key:<{width}}  {metrics[key]:.4f}')
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('workdir')
+  app.run(main)

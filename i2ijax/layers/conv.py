@@ -1,0 +1,233 @@
+"""Convolution layers and blocks of MDMM / DRIT++ (spec §1.1), NHWC.
+
+Kernels are HWIO. Padding is explicit (`jnp.pad(mode='reflect')` is PyTorch's
+`ReflectionPad2d`: the edge pixel is not repeated); the convolutions
+themselves are VALID. Weights are N(0, 0.02²) and biases PyTorch's default
+U(±1/√fan_in) (spec §1.4, `i2ijax.layers.init`).
+
+`ConvTranspose2d` reproduces PyTorch's `ConvTranspose2d(k, s, p, op)`
+exactly: its `kernel` holds the PyTorch weight (Cin, Cout, k, k) transposed
+to (k, k, Cin, Cout), *unflipped*, and the layer runs
+
+  conv_general_dilated(x, flip_hw(kernel), strides 1,
+                       padding [(k−1−p, k−1−p+op)]², lhs_dilation (s, s)),
+
+giving H_out = (H − 1)·s − 2p + k + op (2·H for k3 s2 p1 op1).
+
+Spectral norm (`Conv2d(spectral_norm=True)`) follows PyTorch's
+`spectral_norm(conv)` hook with one power iteration and eps 1e-12 as MDMM
+copies it: in training mode (`update_stats=True`)
+  v = normalize(Wᵀu), u = normalize(W v), σ = u·(W v),  W = kernel as (Cout, ·)
+with u and v held constant for the gradient; the conv uses W/σ and stores u
+and σ in the `batch_stats` collection. Otherwise it uses W/σ_stored (σ = 1
+before any training call, i.e. the raw weight, as PyTorch's fresh `weight`
+buffer). PyTorch's eval mode uses the *stored* normalised weight; this equals
+W/σ_stored whenever the kernel has not changed since the last training call
+(as in the parity fixture), and uses the current kernel otherwise.
+"""
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from flax import linen as nn
+
+from i2ijax.layers import init
+from i2ijax.layers import norm
+
+_DIMS = ('NHWC', 'HWIO', 'NHWC')
+SN_EPS = 1e-12
+
+
+def reflect_pad(x: jnp.ndarray, pad: int) -> jnp.ndarray:
+  """PyTorch `ReflectionPad2d(pad)` on NHWC; needs H, W > pad."""
+  if pad == 0:
+    return x
+  if min(x.shape[1], x.shape[2]) <= pad:
+    raise ValueError(
+        f'Reflection padding {pad} needs a feature map larger than {pad} '
+        f'pixels, got {x.shape[1]}x{x.shape[2]}: use larger inputs or fewer '
+        'downsampling layers.')
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+
+
+def _normalize(v):
+  return v / jnp.maximum(jnp.linalg.norm(v), SN_EPS)
+
+
+class Conv2d(nn.Module):
+  """Padding (reflect or zero) → k×k conv with stride, optional bias and SN.
+
+  x: (B, H, W, Cin) → (B, H', W', features).
+  """
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  pad_mode: str = 'reflect'   # 'reflect' or 'zero'
+  use_bias: bool = True
+  spectral_norm: bool = False
+
+  @nn.compact
+  def __call__(self, x, *, update_stats: bool = False):
+    k, cin = self.kernel_size, x.shape[-1]
+    kernel = self.param('kernel', init.conv_kernel,
+                        (k, k, cin, self.features))
+    if self.spectral_norm:
+      kernel = self._spectral_normalize(kernel, update_stats)
+    if self.pad_mode == 'reflect':
+      x = reflect_pad(x, self.padding)
+      padding = [(0, 0), (0, 0)]
+    elif self.pad_mode == 'zero':
+      padding = [(self.padding, self.padding)] * 2
+    else:
+      raise ValueError(f'Unknown pad_mode {self.pad_mode!r}; use reflect or '
+                       'zero.')
+    padded = min(x.shape[1:3]) + 2 * padding[0][0]
+    if padded < k:
+      raise ValueError(
+          f'A {k}x{k} conv needs a (padded) input of at least {k} pixels, got '
+          f'{padded}: use larger inputs or fewer downsampling layers.')
+    y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride),
+                                 padding, dimension_numbers=_DIMS)
+    if self.use_bias:
+      y = y + self.param('bias', init.torch_bias(cin * k * k),
+                         (self.features,))
+    return y
+
+  def _spectral_normalize(self, kernel, update_stats):
+    w_mat = kernel.reshape(-1, self.features).T     # (Cout, k·k·Cin)
+    u_var = self.variable(
+        'batch_stats', 'u',
+        lambda: _normalize(jax.random.normal(self.make_rng('params'),
+                                             (self.features,))))
+    sigma_var = self.variable('batch_stats', 'sigma',
+                              lambda: jnp.ones((), jnp.float32))
+    if update_stats and not self.is_initializing():
+      w_const = lax.stop_gradient(w_mat)
+      v = _normalize(w_const.T @ u_var.value)
+      u = _normalize(w_const @ v)
+      sigma = u @ (w_mat @ v)
+      u_var.value = u
+      sigma_var.value = lax.stop_gradient(sigma)
+    else:
+      sigma = sigma_var.value
+    return kernel / sigma
+
+
+class ConvTranspose2d(nn.Module):
+  """PyTorch-exact `ConvTranspose2d(Cin, features, k, s, p, op)` (NHWC).
+
+  `kernel` (k, k, Cin, Cout) is the PyTorch weight transposed (2, 3, 0, 1),
+  not flipped. Bias init uses PyTorch's fan_in = Cout·k².
+  """
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  output_padding: int = 0
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    k, cin = self.kernel_size, x.shape[-1]
+    kernel = self.param('kernel', init.conv_kernel,
+                        (k, k, cin, self.features))
+    lo = k - 1 - self.padding
+    y = lax.conv_general_dilated(
+        x, jnp.flip(kernel, (0, 1)), (1, 1),
+        [(lo, lo + self.output_padding)] * 2,
+        lhs_dilation=(self.stride, self.stride), dimension_numbers=_DIMS)
+    if self.use_bias:
+      y = y + self.param('bias', init.torch_bias(self.features * k * k),
+                         (self.features,))
+    return y
+
+
+class LeakyReLUConv2d(nn.Module):
+  """Reflect-pad → conv (bias, optional SN) → LReLU(0.01) (spec §1.1).
+
+  The reference's `norm` argument never takes effect (bug B1), so there is
+  none here.
+  """
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  spectral_norm: bool = False
+  negative_slope: float = 0.01
+
+  @nn.compact
+  def __call__(self, x, *, update_stats: bool = False):
+    x = Conv2d(self.features, self.kernel_size, self.stride, self.padding,
+               spectral_norm=self.spectral_norm, name='conv')(
+                   x, update_stats=update_stats)
+    return nn.leaky_relu(x, self.negative_slope)
+
+
+class ReLUINSConv2d(nn.Module):
+  """Reflect-pad → conv (bias) → instance norm → ReLU."""
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+
+  @nn.compact
+  def __call__(self, x):
+    x = Conv2d(self.features, self.kernel_size, self.stride, self.padding,
+               name='conv')(x)
+    return nn.relu(norm.instance_norm(x))
+
+
+class INSResBlock(nn.Module):
+  """x + IN(conv3(ReLU(IN(conv3(x))))), reflect pad 1; no final activation."""
+
+  @nn.compact
+  def __call__(self, x):
+    channels = x.shape[-1]
+    y = Conv2d(channels, 3, padding=1, name='conv1')(x)
+    y = nn.relu(norm.instance_norm(y))
+    y = Conv2d(channels, 3, padding=1, name='conv2')(y)
+    return x + norm.instance_norm(y)
+
+
+def avg_pool2(x):
+  """2×2 average pool, stride 2, rounding down (PyTorch `AvgPool2d(2, 2)`)."""
+  return nn.avg_pool(x, (2, 2), strides=(2, 2), padding='VALID')
+
+
+class BasicBlock(nn.Module):
+  """MDMM attribute-encoder residual block without norm (spec §1.1).
+
+  main = avgpool(conv3(LReLU(conv3(LReLU(x))))) with Cin→Cin→features;
+  shortcut = conv1×1(avgpool(x)); output main + shortcut, spatial size ⌊H/2⌋.
+  """
+  features: int
+  negative_slope: float = 0.2
+
+  @nn.compact
+  def __call__(self, x):
+    channels = x.shape[-1]
+    y = nn.leaky_relu(x, self.negative_slope)
+    y = Conv2d(channels, 3, padding=1, name='conv1')(y)
+    y = nn.leaky_relu(y, self.negative_slope)
+    y = Conv2d(self.features, 3, padding=1, name='conv2')(y)
+    shortcut = Conv2d(self.features, 1, name='shortcut')(avg_pool2(x))
+    return avg_pool2(y) + shortcut
+
+
+class ReLUINSConvTranspose2d(nn.Module):
+  """ConvTranspose (k3 s2 p1 op1 by default) → MDMM LayerNorm → ReLU.
+
+  Despite the reference name, the norm is the (C,H,W) LayerNorm of §1.3.
+  """
+  features: int
+  kernel_size: int = 3
+  stride: int = 2
+  padding: int = 1
+  output_padding: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    x = ConvTranspose2d(self.features, self.kernel_size, self.stride,
+                        self.padding, self.output_padding, name='convt')(x)
+    return nn.relu(norm.LayerNorm(name='norm')(x))

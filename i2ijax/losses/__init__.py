@@ -1,0 +1,1 @@
+"""Losses as plain, jit-friendly functions (no state, no I/O)."""

@@ -1,0 +1,2 @@
+"""Evaluation metrics: shapes oracle networks, clustering accuracies and the
+translation metrics of the `shapes` benchmark."""

@@ -1,0 +1,176 @@
+"""Conv layers: PyTorch-exact transposed conv, padding, init and spectral norm."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from i2ijax import layers
+from i2ijax.layers import init
+
+
+def _torch_conv_transpose(x, w, b, stride, padding, output_padding):
+  """PyTorch ConvTranspose2d by definition (scatter-add), NCHW / IOHW."""
+  n, cin, h, wd = x.shape
+  _, cout, k, _ = w.shape
+  full_h, full_w = (h - 1) * stride + k, (wd - 1) * stride + k
+  out = np.zeros((n, cout, full_h + output_padding, full_w + output_padding))
+  for i, j in itertools.product(range(h), range(wd)):
+    out[:, :, i * stride:i * stride + k, j * stride:j * stride + k] += (
+        np.einsum('nc,cokl->nokl', x[:, :, i, j], w))
+  out = out[:, :, padding:, padding:]
+  out_h = (h - 1) * stride - 2 * padding + k + output_padding
+  out_w = (wd - 1) * stride - 2 * padding + k + output_padding
+  return out[:, :, :out_h, :out_w] + b[None, :, None, None]
+
+
+def _readme_formula(x_nhwc, w_iohw, b, k, s, p, op):
+  """The parity README's lax formulation of PyTorch's ConvTranspose2d."""
+  w_hwio = jnp.flip(w_iohw, axis=(2, 3)).transpose(2, 3, 0, 1)
+  y = lax.conv_general_dilated(
+      x_nhwc, w_hwio, window_strides=(1, 1),
+      padding=[(k - 1 - p, k - 1 - p + op)] * 2, lhs_dilation=(s, s),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return y + b
+
+
+@pytest.mark.parametrize('k,s,p,op', [(3, 2, 1, 1), (3, 1, 1, 0), (1, 1, 0, 0),
+                                      (4, 2, 1, 0), (3, 2, 0, 1)])
+def test_conv_transpose_matches_pytorch_definition(k, s, p, op):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+  w = rng.normal(size=(3, 4, k, k)).astype(np.float32)   # PyTorch IOHW
+  b = rng.normal(size=(4,)).astype(np.float32)
+  layer = layers.ConvTranspose2d(4, k, s, p, op)
+  variables = {'params': {'kernel': w.transpose(2, 3, 0, 1), 'bias': b}}
+  x_nhwc = jnp.asarray(x.transpose(0, 2, 3, 1))
+  ours = np.asarray(jax.jit(layer.apply)(variables, x_nhwc))
+  ref = _torch_conv_transpose(x, w, b, s, p, op).transpose(0, 2, 3, 1)
+  assert ours.shape == ref.shape
+  assert ours.shape[1] == (5 - 1) * s - 2 * p + k + op
+  np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      ours, _readme_formula(x_nhwc, w, b, k, s, p, op), rtol=1e-6, atol=1e-6)
+
+
+def test_conv_transpose_k3s2_doubles():
+  x = jnp.ones((1, 7, 9, 2))
+  y = jax.eval_shape(
+      lambda x: _run(layers.ConvTranspose2d(5, 3, 2, 1, 1), x), x)
+  assert y.shape == (1, 14, 18, 5)
+
+
+def test_reflect_pad_matches_pytorch_reflection():
+  x = jnp.arange(2 * 4 * 3 * 1, dtype=jnp.float32).reshape(2, 4, 3, 1)
+  y = layers.reflect_pad(x, 2)
+  assert y.shape == (2, 8, 7, 1)
+  # ReflectionPad2d does not repeat the edge: row -1 is row 1.
+  np.testing.assert_array_equal(y[:, 1, 2:5], x[:, 1])
+  np.testing.assert_array_equal(y[:, 0, 2:5], x[:, 2])
+  with pytest.raises(ValueError, match='larger than 2'):
+    layers.reflect_pad(jnp.ones((1, 2, 2, 1)), 2)
+
+
+def test_conv2d_padding_modes_and_stride():
+  x = jax.random.normal(jax.random.key(0), (1, 6, 6, 2))
+  for mode in ('reflect', 'zero'):
+    conv = layers.Conv2d(3, 3, stride=2, padding=1, pad_mode=mode)
+    assert jax.eval_shape(lambda x: _run(conv, x), x).shape == (1, 3, 3, 3)
+  reflect = layers.Conv2d(3, 3, padding=1)
+  zero = layers.Conv2d(3, 3, padding=1, pad_mode='zero')
+  variables = numpy_variables(reflect, x)
+  a, b = reflect.apply(variables, x), zero.apply(variables, x)
+  np.testing.assert_allclose(a[:, 1:-1, 1:-1], b[:, 1:-1, 1:-1], rtol=1e-5)
+  assert not np.allclose(a[:, 0], b[:, 0])
+
+
+def numpy_variables(module, *args, seed=0, **kwargs):
+  """Random variables of the module's shapes, drawn with numpy.
+
+  Avoids compiling the module's (threefry) initialisers, which dominates the
+  cost of these tiny tests on CPU.
+  """
+  shapes = jax.eval_shape(
+      lambda: module.init(jax.random.key(0), *args, **kwargs))
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(
+      lambda s: rng.normal(0, 0.3, s.shape).astype(np.float32), shapes)
+
+
+def _run(module, x):
+  return jax.jit(module.apply)(numpy_variables(module, x), x)
+
+
+def test_blocks_follow_reference_definitions():
+  x = jax.random.normal(jax.random.key(0), (2, 7, 7, 4))
+  # LeakyReLUConv2d uses PyTorch's default slope 0.01.
+  block = layers.LeakyReLUConv2d(3, 3, 1, 1)
+  variables = numpy_variables(block, x)
+  pre = layers.Conv2d(3, 3, padding=1).apply(
+      {'params': variables['params']['conv']}, x)
+  out = block.apply(variables, x)
+  assert float(pre.min()) < 0
+  np.testing.assert_allclose(out, jnp.where(pre > 0, pre, 0.01 * pre),
+                             rtol=1e-6)
+  # INSResBlock has no activation after the sum: it can be negative.
+  y = _run(layers.INSResBlock(), x)
+  assert y.shape == x.shape and float(y.min()) < 0
+  # BasicBlock halves with floor rounding (7 -> 3).
+  assert _run(layers.BasicBlock(6), x).shape == (2, 3, 3, 6)
+  assert _run(layers.ReLUINSConvTranspose2d(5), x).shape == (2, 14, 14, 5)
+
+
+def _param_stats(module, x):
+  return module.init(jax.random.key(0), x)['params']
+
+
+def test_initialisation_matches_pytorch_reference():
+  x = jnp.zeros((1, 8, 8, 64))
+  p = _param_stats(layers.Conv2d(128, 3), x)
+  assert abs(float(p['kernel'].std()) - 0.02) < 0.001
+  bound = 1 / np.sqrt(64 * 9)
+  assert float(jnp.abs(p['bias']).max()) <= bound
+  assert float(jnp.abs(p['bias']).max()) > 0.8 * bound
+  # ConvTranspose2d: PyTorch's bias fan_in is Cout·k².
+  p = _param_stats(layers.ConvTranspose2d(16, 3, 2, 1, 1), x)
+  assert abs(float(p['kernel'].std()) - 0.02) < 0.002
+  bound = 1 / np.sqrt(16 * 9)
+  assert float(jnp.abs(p['bias']).max()) <= bound
+  assert float(jnp.abs(p['bias']).max()) > 0.8 * bound
+  # Linear: U(±1/√in) for weight and bias.
+  p = init.dense(256, 64).init(jax.random.key(0), jnp.zeros((1, 64)))['params']
+  bound = 1 / 8
+  for leaf in (p['kernel'], p['bias']):
+    assert float(jnp.abs(leaf).max()) <= bound
+    assert float(jnp.abs(leaf).max()) > 0.9 * bound
+
+
+def test_spectral_norm_power_iteration():
+  x = jax.random.normal(jax.random.key(0), (1, 6, 6, 4))
+  conv = layers.Conv2d(5, 3, padding=1, spectral_norm=True)
+  variables = conv.init(jax.random.key(1), x)
+  stats = variables['batch_stats']
+  np.testing.assert_allclose(jnp.linalg.norm(stats['u']), 1.0, rtol=1e-6)
+  assert float(stats['sigma']) == 1.0   # eval before training: raw weight
+  w = np.asarray(variables['params']['kernel']).reshape(-1, 5).T
+  top = np.linalg.svd(w, compute_uv=False)[0]
+
+  @jax.jit
+  def train_call(params, stats):
+    y, new = conv.apply({'params': params, 'batch_stats': stats}, x,
+                        update_stats=True, mutable=['batch_stats'])
+    return y, new['batch_stats']
+
+  for _ in range(30):
+    y_train, stats = train_call(variables['params'], stats)
+  np.testing.assert_allclose(stats['sigma'], top, rtol=1e-4)
+  # Eval reuses the last σ and gives the training output.
+  y_eval = conv.apply({'params': variables['params'], 'batch_stats': stats}, x)
+  np.testing.assert_allclose(y_eval, y_train, rtol=1e-5, atol=1e-6)
+  # Without mutable batch_stats a training call is an error, not a no-op.
+  with pytest.raises(Exception):
+    conv.apply({'params': variables['params'], 'batch_stats': stats}, x,
+               update_stats=True)

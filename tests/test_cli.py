@@ -1,0 +1,62 @@
+"""`python -m i2ijax.main` on `:smoke`: outputs, resume, evaluate."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).parents[1]
+
+
+def _run(*args, timeout=600):
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)   # one device, as a user's laptop
+  return subprocess.run([sys.executable, '-m', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout,
+                        check=False)
+
+
+@pytest.mark.slow
+def test_main_smoke_writes_outputs_and_resumes(tmp_path):
+  workdir = tmp_path / 'run'
+  result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+                f'--workdir={workdir}', '--config.train.num_steps=4')
+  assert result.returncode == 0, result.stderr[-3000:]
+  steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
+                 if p.name.isdigit())
+  assert steps == [3, 4]
+  assert list(workdir.glob('events.out.tfevents.*')), 'no TensorBoard events'
+  assert list((workdir / 'samples').glob('*.png')), 'no sample grids'
+  assert 'steps_per_sec' in result.stderr + result.stdout
+
+  # Running again with a larger budget resumes at step 4, not from scratch.
+  result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+                f'--workdir={workdir}', '--config.train.num_steps=6')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Resumed from step 4' in result.stderr
+  steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
+                 if p.name.isdigit())
+  assert steps[-1] == 6
+
+  result = _run('i2ijax.evaluate', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((workdir / 'eval' / 'metrics.json').read_text())
+  for key in ('domain_acc', 'content_iou', 'mode_coverage', 'cluster_acc'):
+    assert 0.0 <= metrics[key] <= 1.0, key
+    assert key in result.stdout
+
+
+def test_main_rejects_a_bad_config_value_clearly(tmp_path):
+  result = _run('i2ijax.main', '--config=configs/mdmm.py:smoke',
+                f'--workdir={tmp_path}', '--config.train.batch_size=3')
+  assert result.returncode != 0
+  assert 'train.batch_size=3' in result.stderr
+
+
+def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path):
+  result = _run('i2ijax.evaluate', f'--workdir={tmp_path}')
+  assert result.returncode != 0
+  assert 'No checkpoint found' in result.stderr

@@ -1,0 +1,77 @@
+"""Every config file and variant builds and validates; bad values are named."""
+
+import pathlib
+
+import jax
+import pytest
+from ml_collections import config_flags  # noqa: F401  (registers the parser)
+
+from i2ijax import config_lib
+
+CONFIG_DIR = pathlib.Path(__file__).parents[1] / 'configs'
+CONFIG_FILES = sorted(CONFIG_DIR.glob('*.py'))
+VARIANTS = ('', 'shapes', 'smoke', 'apple2orange', 'shapes,smoke')
+
+
+def _load(path, arg):
+  namespace = {}
+  exec(compile(path.read_text(), str(path), 'exec'), namespace)  # pylint: disable=exec-used
+  return namespace['get_config'](arg or None)
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_config_builds_and_validates(path, variant):
+  config = _load(path, variant)
+  config_lib.validate(config)
+  assert config.model.name == path.stem
+  if 'smoke' in variant:
+    assert config.train.num_steps <= 10 and config.model.width <= 8
+
+
+def test_apple2orange_is_the_seed_setting():
+  config = _load(CONFIG_DIR / 'gmvae_mdmm.py', 'apple2orange')
+  assert config.data.name == 'cycle_gan/apple2orange'
+  assert (config.data.image_size, config.train.batch_size) == (108, 2)
+  assert config.train.num_steps == 10_000
+  assert config.optim.d.learning_rate == 5e-5
+  assert config.optim.g.learning_rate == 1e-4
+
+
+def test_unknown_variant_and_argument_are_clear_errors():
+  with pytest.raises(ValueError, match='variant'):
+    _load(CONFIG_DIR / 'mdmm.py', 'no_such_variant')
+  with pytest.raises(ValueError, match='Unknown config argument'):
+    _load(CONFIG_DIR / 'mdmm.py', 'colour=red')
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('train.batch_size', 3, 'even'),
+    ('train.num_steps', 0, 'positive'),
+    ('data.image_size', 30, 'multiple of 4'),
+    ('model.dis_layers', 9, 'too deep'),
+    ('loss.rec', -1.0, '>= 0'),
+    ('optim.d.schedule', 'cosine', 'schedule'),
+    ('model.cond_on', 'x', 'cond_on'),
+])
+def test_bad_values_name_the_field(field, value, message):
+  config = _load(CONFIG_DIR / 'gmvae_mdmm.py', 'smoke')
+  section, key = field.rsplit('.', 1)
+  node = config
+  for part in section.split('.'):
+    node = node[part]
+  node[key] = value
+  with pytest.raises(ValueError, match=message) as error:
+    config_lib.validate(config)
+  assert field.split('.')[-1] in str(error.value)
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
+def test_smoke_variant_inits_its_model(path):
+  from i2ijax import objectives
+  from i2ijax.data import pipeline
+  config = _load(path, 'smoke')
+  model = objectives.build(config, pipeline.get_data_spec(config.data))
+  state = model.init(jax.random.key(0))
+  assert set(state.params) == set(model.txs)
+  assert int(state.step) == 0
