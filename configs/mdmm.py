@@ -12,12 +12,4 @@ from i2ijax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, variant='shapes', smoke=False)
-  config = config_lib.mdmm_config()
-  if arg.variant == 'smoke':
-    arg.smoke = True
-  else:
-    config_lib.apply_variant(config, arg.variant)
-  if arg.smoke:
-    config_lib.shrink_for_smoke(config)
-  return config
+  return config_lib.with_variant(config_lib.mdmm_config(), arg)

@@ -4,8 +4,10 @@ Restores the latest (or `--step`) checkpoint and its config, computes the
 metrics the data source supports, prints them and writes
 `W/eval/metrics.json` (a flat JSON object of metric name to number) and
 `W/eval/metrics.md`. On `shapes`: `domain_acc`, `content_iou`,
-`mode_coverage` (oracle networks, see `i2ijax.metrics.shapes_metrics`) and,
-for mixture models, `cluster_acc`.
+`mode_coverage` (random styles), `domain_acc_reference` /
+`content_iou_reference` (styles encoded from target-domain images; oracle
+networks, see `i2ijax.metrics.shapes_metrics`) and, for mixture models,
+`cluster_acc`.
 """
 
 import json
@@ -17,10 +19,17 @@ from absl import logging
 import jax
 import ml_collections
 
-flags.DEFINE_string('workdir', None, 'Run directory holding checkpoints.')
-flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
-flags.DEFINE_integer('num_examples', None,
-                     'Override config.eval.num_examples.')
+
+def _define_flags():
+  """CLI flags, defined only when run as a program (the training loop
+  imports this module next to `main`'s own `--workdir`)."""
+  flags.DEFINE_string('workdir', None, 'Run directory holding checkpoints.')
+  flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
+  flags.DEFINE_integer('num_examples', None,
+                       'Override config.eval.num_examples.')
+  flags.DEFINE_integer('oracle_steps', None,
+                       'Override config.eval.oracle_steps (shapes oracles).')
+  flags.mark_flag_as_required('workdir')
 
 
 def compute_metrics(config: ml_collections.ConfigDict, objective,
@@ -39,6 +48,8 @@ def compute_metrics(config: ml_collections.ConfigDict, objective,
   params = {**state.params, **params}
   translate = jax.jit(lambda x, s, t, k: objective.translate(params, x, s, t,
                                                              k))
+  reference = jax.jit(lambda x, s, ref, t, k: objective.translate_reference(
+      params, x, ref, t, k))
   cluster_fn = None
   if objective.cluster is not None:
     cluster_fn = jax.jit(lambda x, d: objective.cluster(params, x, d))
@@ -46,7 +57,8 @@ def compute_metrics(config: ml_collections.ConfigDict, objective,
       translate, config.data, oracles, num_examples=eval_cfg.num_examples,
       num_styles=eval_cfg.num_styles, batch_size=eval_cfg.batch_size,
       rng=jax.random.key(0), cluster_fn=cluster_fn,
-      num_components=getattr(objective, 'num_components', None))
+      num_components=getattr(objective, 'num_components', None),
+      reference_fn=reference)
   metrics.update({f'oracle/{k}': v for k, v in oracles.test_scores.items()})
   return {k: float(v) for k, v in metrics.items()}
 
@@ -67,7 +79,8 @@ def write_metrics(workdir: str, step: int, metrics: dict[str, float]) -> str:
 
 
 def evaluate_workdir(workdir: str, step: int | None = None,
-                     num_examples: int | None = None) -> dict[str, float]:
+                     num_examples: int | None = None,
+                     oracle_steps: int | None = None) -> dict[str, float]:
   """Restores a run and evaluates it; returns and writes the metrics."""
   from i2ijax import config_lib, objectives  # pylint: disable=g-import-not-at-top
   from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -75,6 +88,8 @@ def evaluate_workdir(workdir: str, step: int | None = None,
   config, step = checkpoint_lib.restore_config(workdir, step)
   if num_examples:
     config.eval.num_examples = num_examples
+  if oracle_steps:
+    config.eval.oracle_steps = oracle_steps
   config_lib.validate(config)
   objective = objectives.build(config, pipeline.get_data_spec(config.data))
   target = objective.init(jax.random.key(0))
@@ -93,12 +108,13 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   metrics = evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.step,
-                             flags.FLAGS.num_examples)
+                             flags.FLAGS.num_examples,
+                             flags.FLAGS.oracle_steps)
   width = max([len(k) for k in metrics] + [6])
   for key in sorted(metrics):
     print(f'{key:<{width}}  {metrics[key]:.4f}')
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('workdir')
+  _define_flags()
   app.run(main)

@@ -3,8 +3,11 @@
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -23,8 +26,11 @@ def _run(*args, timeout=600):
 def test_main_smoke_writes_outputs_and_resumes(tmp_path):
   workdir = tmp_path / 'run'
   result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
-                f'--workdir={workdir}', '--config.train.num_steps=4')
+                f'--workdir={workdir}', '--config.train.num_steps=4',
+                '--config.train.eval_every_steps=4')
   assert result.returncode == 0, result.stderr[-3000:]
+  periodic = json.loads((workdir / 'eval' / 'metrics.json').read_text())
+  assert periodic['step'] == 4 and 'domain_acc' in periodic
   steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
                  if p.name.isdigit())
   assert steps == [3, 4]
@@ -60,3 +66,37 @@ def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path):
   result = _run('i2ijax.evaluate', f'--workdir={tmp_path}')
   assert result.returncode != 0
   assert 'No checkpoint found' in result.stderr
+
+
+@pytest.mark.slow
+def test_sigint_saves_a_checkpoint_and_the_next_run_resumes(tmp_path):
+  workdir = tmp_path / 'run'
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'i2ijax.main',
+       '--config=configs/gmvae_mdmm.py:smoke', f'--workdir={workdir}',
+       '--config.train.num_steps=100000'],
+      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+      text=True)
+  checkpoints = workdir / 'checkpoints'
+  deadline = time.time() + 300
+  while time.time() < deadline and not (
+      checkpoints.exists() and any(p.name.isdigit()
+                                   for p in checkpoints.iterdir())):
+    assert process.poll() is None, process.stderr.read()[-3000:]
+    time.sleep(0.5)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-3000:]
+  match = re.search(r'Stopped at step (\d+)', stderr)
+  assert match, stderr[-3000:]
+  stopped = int(match.group(1))
+  assert (checkpoints / str(stopped)).is_dir()
+
+  result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+                f'--workdir={workdir}',
+                f'--config.train.num_steps={stopped + 1}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'Resumed from step {stopped}' in result.stderr
+  assert (checkpoints / str(stopped + 1)).is_dir()

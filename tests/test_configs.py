@@ -4,7 +4,6 @@ import pathlib
 
 import jax
 import pytest
-from ml_collections import config_flags  # noqa: F401  (registers the parser)
 
 from i2ijax import config_lib
 

@@ -40,7 +40,7 @@ import optax
 from i2ijax.data import shapes_render
 
 # Bump when the networks, their training or the stored format change.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _EVAL_BATCH = 256
 
 
@@ -87,7 +87,7 @@ class SegmenterNet(nn.Module):
 
     widths = [min(self.width * 2**i, self.max_width)
               for i in range(self.depth + 1)]
-    h = conv(x, widths[0])
+    h = conv(conv(x, widths[0]), widths[0])
     skips = []
     for level in range(1, self.depth + 1):
       skips.append(h)
@@ -97,7 +97,10 @@ class SegmenterNet(nn.Module):
       b, hh, ww, c = h.shape
       h = jax.image.resize(h, (b, 2 * hh, 2 * ww, c), 'nearest')
       h = conv(jnp.concatenate([h, skips[level]], axis=-1), widths[level])
-    return nn.Conv(1, (1, 1))(h)[..., 0]
+      h = conv(h, widths[level])
+    # The raw pixels again at full resolution: boundaries are anti-aliased,
+    # so a pixel's colour tells how much of it a shape covers.
+    return nn.Conv(1, (3, 3))(jnp.concatenate([h, x], axis=-1))[..., 0]
 
 
 def segmenter_depth(image_size: int) -> int:
@@ -391,7 +394,7 @@ def load_oracles(path: str, key: dict[str, Any] | None = None
                  {k: float(v) for k, v in state['test_scores'].items()})
 
 
-def get_oracles(data_cfg, *, steps: int = 600, seed: int = 0,
+def get_oracles(data_cfg, *, steps: int = 2000, seed: int = 0,
                 cache_dir: str | None = None,
                 arrays_fn: Callable[..., dict[str, np.ndarray]] | None = None,
                 data_spec: Any = None) -> Oracles:

@@ -17,6 +17,12 @@ For every ordered pair (s, t), s != t, of the selected domains, up to
                   i.e. it gets at least a quarter of a uniform share of A_t.
                   Coverage is 0 when A_t is empty.
 
+With `reference_fn`, each test image of s is also translated with the
+attribute / style encoded from a real test image of t (a different scene: the
+target images are rolled by half the set), giving 'domain_acc_reference' and
+'content_iou_reference' (and per pair): reference-guided translation, the
+other test-time mode of MDMM-style models.
+
 Reported keys (plain floats, for a flat JSON object):
   'domain_acc/s->t', 'content_iou/s->t', 'mode_coverage/s->t' per pair;
   'mode_coverage/to_t' pooling every source into target t;
@@ -87,6 +93,7 @@ def translation_metrics(
     cluster_fn: Callable[..., Any] | None = None,
     num_components: int | None = None,
     arrays_fn: Callable[..., dict[str, np.ndarray]] | None = None,
+    reference_fn: Callable[..., Any] | None = None,
 ) -> dict[str, float]:
   """Oracle metrics of a translator on the shapes test images.
 
@@ -105,6 +112,8 @@ def translation_metrics(
       component ids (same batching as translate_fn).
     num_components: number of mixture components of the model, if any.
     arrays_fn: default `pipeline.load_eval_arrays` (tests inject arrays).
+    reference_fn: optional (images, source (B,), references (B, S, S, 3),
+      target (B,), key) -> translations with the style of `references`.
 
   Returns:
     Flat dict of metric name to float (keys in the module docstring).
@@ -165,7 +174,12 @@ def translation_metrics(
 
   pairs = [f'{names[s]}->{names[t]}' for s in range(num_domains)
            for t in range(num_domains) if s != t]
-  for metric in ('domain_acc', 'content_iou'):
+  metric_names = ['domain_acc', 'content_iou']
+  if reference_fn is not None:
+    results.update(_reference_metrics(reference_fn, test, oracles, names,
+                                      batch_size, rng))
+    metric_names += ['domain_acc_reference', 'content_iou_reference']
+  for metric in metric_names:
     results[metric] = float(np.mean([results[f'{metric}/{p}'] for p in pairs]))
   for t in range(num_domains):
     results[f'mode_coverage/to_{names[t]}'] = mode_coverage(
@@ -176,6 +190,44 @@ def translation_metrics(
   if cluster_fn is not None:
     results.update(_cluster_metrics(cluster_fn, test, batch_size, num_modes,
                                     num_components))
+  return results
+
+
+def _reference_metrics(reference_fn, test, oracles, names, batch_size,
+                       rng) -> dict[str, float]:
+  """Per-pair oracle scores of reference-guided translations."""
+  results = {}
+  for s, source_arrays in enumerate(test):
+    images = np.asarray(source_arrays['image'], np.float32)
+    true_mask = np.asarray(source_arrays['mask'])
+    for t, target_arrays in enumerate(test):
+      if t == s:
+        continue
+      refs = np.asarray(target_arrays['image'], np.float32)
+      refs = np.roll(refs, len(refs) // 2, axis=0)
+      refs = refs[np.arange(len(images)) % len(refs)]
+      key = jax.random.fold_in(jax.random.fold_in(rng, 1000 + s), t)
+      both = np.concatenate([images, refs], axis=-1)
+
+      def translate(batch, index, valid, s=s, t=t, key=key):
+        del valid
+        x, ref = batch[..., :3], batch[..., 3:]
+        out = np.asarray(reference_fn(
+            x, np.full(len(x), s, np.int32), ref,
+            np.full(len(x), t, np.int32), jax.random.fold_in(key, index)),
+                         np.float32)
+        if out.shape != x.shape:
+          raise MetricsInputError(
+              f'reference_fn returned shape {out.shape} for input {x.shape}; '
+              'it must return images of the input shape.')
+        return np.clip(out, -1.0, 1.0)
+
+      fake = _map_batches(translate, both, batch_size)
+      pair = f'{names[s]}->{names[t]}'
+      results[f'domain_acc_reference/{pair}'] = float(
+          np.mean(oracles.domain(fake) == t))
+      results[f'content_iou_reference/{pair}'] = float(np.mean(
+          oracles_lib.mask_iou(oracles.mask(fake), true_mask)))
   return results
 
 

@@ -1,7 +1,6 @@
 """Instance norm, the MDMM LayerNorm and the fixed-profile AdaIN, closed form."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from i2ijax import layers

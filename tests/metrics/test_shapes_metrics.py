@@ -1,7 +1,8 @@
 """Oracles and the shapes translation metrics on known translators.
 
-The oracles are trained once per session (tests/metrics/conftest.py) on
-rendered 32x32 shapes: about 20-40 s on 2 CPU cores, hence `slow`.
+The oracles are the evaluator's 32x32 ones (tests/metrics/conftest.py): on a
+fresh machine they are trained first (minutes), hence `slow`. Test images
+are rendered directly so that a test can re-render their scenes.
 """
 
 import jax
@@ -41,10 +42,16 @@ def test_ground_truth_translator_scores_high(trained_oracles,
         for x, t, m in zip(images, target, np.asarray(modes))
     ]).astype(np.float32) / 127.5 - 1
 
+  def translate_like_reference(images, source, references, target, key):
+    return translate(images, source, target, key)
+
   metrics = _metrics(translate, trained_oracles, rendered_shapes,
                      cluster_fn=lambda x, d: d,
-                     num_components=len(shapes_render.DOMAINS))
+                     num_components=len(shapes_render.DOMAINS),
+                     reference_fn=translate_like_reference)
   assert metrics['domain_acc'] >= 0.95, metrics
+  assert metrics['domain_acc_reference'] >= 0.95, metrics
+  assert metrics['content_iou_reference'] >= 0.9, metrics
   assert metrics['content_iou'] >= 0.9, metrics
   assert metrics['mode_coverage'] == 1.0, metrics
   assert metrics['cluster_acc'] == 1.0
@@ -54,8 +61,12 @@ def test_ground_truth_translator_scores_high(trained_oracles,
 
 def test_identity_translator_keeps_content_but_never_changes_domain(
     trained_oracles, rendered_shapes):
-  metrics = _metrics(lambda x, s, t, key: x, trained_oracles, rendered_shapes)
+  metrics = _metrics(lambda x, s, t, key: x, trained_oracles, rendered_shapes,
+                     reference_fn=lambda x, s, ref, t, key: ref)
   assert metrics['domain_acc'] <= 0.05, metrics
+  # Copying the reference lands in the target domain with the wrong scene.
+  assert metrics['domain_acc_reference'] >= 0.95, metrics
+  assert metrics['content_iou_reference'] <= 0.5, metrics
   assert metrics['content_iou'] >= 0.9, metrics
   assert metrics['mode_coverage'] == 0.0, metrics
 
