@@ -394,7 +394,7 @@ def load_oracles(path: str, key: dict[str, Any] | None = None
                  {k: float(v) for k, v in state['test_scores'].items()})
 
 
-def get_oracles(data_cfg, *, steps: int = 2000, seed: int = 0,
+def get_oracles(data_cfg, *, steps: int, seed: int = 0,
                 cache_dir: str | None = None,
                 arrays_fn: Callable[..., dict[str, np.ndarray]] | None = None,
                 data_spec: Any = None) -> Oracles:

@@ -74,6 +74,16 @@ def _map_batches(fn: Callable[[np.ndarray, int, int], Any],
   return np.concatenate(outs, 0)
 
 
+def _checked_images(out, shape, fn_name: str) -> np.ndarray:
+  """A translator's output as float32 in [-1, 1]; it must have `shape`."""
+  out = np.asarray(out, np.float32)
+  if out.shape != tuple(shape):
+    raise MetricsInputError(
+        f'{fn_name} returned shape {out.shape} for input {tuple(shape)}; it '
+        'must return images of the input shape.')
+  return np.clip(out, -1.0, 1.0)
+
+
 def mode_coverage(mode_labels: np.ndarray, target: int,
                   num_modes: int) -> float:
   """Fraction of `target`'s modes covered (rule in the module docstring)."""
@@ -103,7 +113,7 @@ def translation_metrics(
       style drawn from `key`. Always called with B = batch_size (the last
       batch is padded by repeating its last image).
     data_cfg: `config.data` of the shapes source the oracles were built for.
-    oracles: from `oracles.get_oracles(data_cfg)`.
+    oracles: from `oracles.get_oracles(data_cfg, steps=...)`.
     num_examples: test images per source domain (at most).
     num_styles: random styles per test image and target.
     batch_size: translator batch size.
@@ -154,12 +164,7 @@ def translation_metrics(
           out = translate_fn(batch, np.full(batch.shape[0], s, np.int32),
                              np.full(batch.shape[0], t, np.int32),
                              jax.random.fold_in(style_key, index))
-          out = np.asarray(out, np.float32)
-          if out.shape != batch.shape:
-            raise MetricsInputError(
-                f'translate_fn returned shape {out.shape} for input '
-                f'{batch.shape}; it must return images of the input shape.')
-          return np.clip(out, -1.0, 1.0)
+          return _checked_images(out, batch.shape, 'translate_fn')
 
         fake = _map_batches(translate, images, batch_size)
         hits.append(oracles.domain(fake) == t)
@@ -212,15 +217,10 @@ def _reference_metrics(reference_fn, test, oracles, names, batch_size,
       def translate(batch, index, valid, s=s, t=t, key=key):
         del valid
         x, ref = batch[..., :3], batch[..., 3:]
-        out = np.asarray(reference_fn(
-            x, np.full(len(x), s, np.int32), ref,
-            np.full(len(x), t, np.int32), jax.random.fold_in(key, index)),
-                         np.float32)
-        if out.shape != x.shape:
-          raise MetricsInputError(
-              f'reference_fn returned shape {out.shape} for input {x.shape}; '
-              'it must return images of the input shape.')
-        return np.clip(out, -1.0, 1.0)
+        out = reference_fn(x, np.full(len(x), s, np.int32), ref,
+                           np.full(len(x), t, np.int32),
+                           jax.random.fold_in(key, index))
+        return _checked_images(out, x.shape, 'reference_fn')
 
       fake = _map_batches(translate, both, batch_size)
       pair = f'{names[s]}->{names[t]}'

@@ -5,7 +5,8 @@ the shapes domain oracle (≥ 0.98 accurate on real test images) puts in the
 target domain. An untrained generator emits near-constant images that the
 oracle puts in one domain whatever the target, so it scores the chance level
 1/3 (measured before training, in the test). Each run is 1000 steps of the
-`:shapes` preset (about 5 CPU-minutes on 2 cores).
+`:shapes` preset (about 5 minutes of training on 2 CPU cores, plus
+the before/after evaluations).
 
   - GMVAE-MDMM samples random attributes from the learned prior p(z|y) of the
     target domain; its random-style `domain_acc` reached 0.51 at 500 steps

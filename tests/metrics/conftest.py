@@ -4,7 +4,7 @@
 signature, same keys) and keeps every image's scene, so a test can build an
 oracle "perfect" translator that re-renders a scene in another domain. The
 oracles are the evaluator's own (TFDS shapes train split, 32×32, cached):
-they are trained once, about 6 minutes on 2 CPU cores, and the learning
+they are trained once (about 8 minutes on 2 CPU cores) and the learning
 tests reuse them.
 """
 
@@ -28,6 +28,7 @@ class RenderedShapes:
 
   def __init__(self, size=SIZE, num_train=600, num_test=120):
     self.size = size
+    self.data_cfg = make_data_cfg(size)
     self.counts = {'train': num_train, 'test': num_test}
     self._arrays = {}
     self._scenes = {}
@@ -72,15 +73,13 @@ def make_data_cfg(size=SIZE):
 
 @pytest.fixture(scope='session')
 def rendered_shapes():
-  shapes = RenderedShapes()
-  shapes.data_cfg = make_data_cfg(shapes.size)
-  return shapes
+  return RenderedShapes()
 
 
 @pytest.fixture(scope='session')
 def trained_oracles():
   """The evaluator's own 32x32 oracles (trained on the TFDS shapes train
   split, cached where `evaluate` and the learning tests find them)."""
-  data_cfg = make_data_cfg()
   return oracles_lib.get_oracles(
-      data_cfg, steps=config_lib.base_config().eval.oracle_steps, seed=0)
+      make_data_cfg(), steps=config_lib.base_config().eval.oracle_steps,
+      seed=0)
