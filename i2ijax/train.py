@@ -117,7 +117,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   train_iter = pipeline.create_train_iterator(
       config.data, train_cfg.batch_size,
       seed=train_cfg.seed * 1_000_003 + iteration,
-      process_index=jax.process_index(), process_count=jax.process_count())
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      balanced=getattr(objective, 'balanced_batches', False))
   train_step = parallel.jit_step(objective.train_step, mesh)
   content_d_step = (parallel.jit_step(objective.content_d_step, mesh)
                     if objective.uses_content_dis else None)
@@ -143,16 +144,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       writer), _closing(checkpointer):
     while step < train_cfg.num_steps and not stop.requested:
       batch = parallel.shard_batch(next(train_iter), mesh)
-      if content_d_step is not None and objective.is_content_d_iteration(
-          iteration):
-        new_state, metrics = content_d_step(state, batch, step_rng)
-      else:
+      main_step = not (content_d_step is not None and
+                       objective.is_content_d_iteration(iteration))
+      if main_step:
         new_state, metrics = train_step(state, batch, step_rng)
         step += 1
+      else:
+        new_state, metrics = content_d_step(state, batch, step_rng)
       metrics = jax.device_get(metrics)
       check_finite(metrics, step)
       state, iteration = new_state, iteration + 1
-      if 'g/eg_total' not in metrics:
+      if not main_step:
         continue   # content-D-only iteration
       last_metrics.append(metrics)
       report(step)

@@ -1,33 +1,19 @@
 """`python -m i2ijax.main` on `:smoke`: outputs, resume, evaluate."""
 
 import json
-import os
-import pathlib
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-REPO = pathlib.Path(__file__).parents[1]
-
-
-def _run(*args, timeout=600):
-  env = dict(os.environ)
-  env.pop('XLA_FLAGS', None)   # one device, as a user's laptop
-  return subprocess.run([sys.executable, '-m', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout,
-                        check=False)
-
-
 @pytest.mark.slow
-def test_main_smoke_writes_outputs_and_resumes(tmp_path):
+def test_main_smoke_writes_outputs_and_resumes(tmp_path, run_module):
   workdir = tmp_path / 'run'
-  result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
-                f'--workdir={workdir}', '--config.train.num_steps=4',
-                '--config.train.eval_every_steps=4')
+  result = run_module('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+                      f'--workdir={workdir}', '--config.train.num_steps=4',
+                      '--config.train.eval_every_steps=4')
   assert result.returncode == 0, result.stderr[-3000:]
   periodic = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   assert periodic['step'] == 4 and 'domain_acc' in periodic
@@ -39,15 +25,15 @@ def test_main_smoke_writes_outputs_and_resumes(tmp_path):
   assert 'steps_per_sec' in result.stderr + result.stdout
 
   # Running again with a larger budget resumes at step 4, not from scratch.
-  result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
-                f'--workdir={workdir}', '--config.train.num_steps=6')
+  result = run_module('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+                      f'--workdir={workdir}', '--config.train.num_steps=6')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Resumed from step 4' in result.stderr
   steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
                  if p.name.isdigit())
   assert steps[-1] == 6
 
-  result = _run('i2ijax.evaluate', f'--workdir={workdir}')
+  result = run_module('i2ijax.evaluate', f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   for key in ('domain_acc', 'content_iou', 'mode_coverage', 'cluster_acc'):
@@ -55,30 +41,27 @@ def test_main_smoke_writes_outputs_and_resumes(tmp_path):
     assert key in result.stdout
 
 
-def test_main_rejects_a_bad_config_value_clearly(tmp_path):
-  result = _run('i2ijax.main', '--config=configs/mdmm.py:smoke',
-                f'--workdir={tmp_path}', '--config.train.batch_size=3')
+def test_main_rejects_a_bad_config_value_clearly(tmp_path, run_module):
+  result = run_module('i2ijax.main', '--config=configs/mdmm.py:smoke',
+                      f'--workdir={tmp_path}', '--config.train.batch_size=3')
   assert result.returncode != 0
   assert 'train.batch_size=3' in result.stderr
 
 
-def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path):
-  result = _run('i2ijax.evaluate', f'--workdir={tmp_path}')
+def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path, run_module):
+  result = run_module('i2ijax.evaluate', f'--workdir={tmp_path}')
   assert result.returncode != 0
   assert 'No checkpoint found' in result.stderr
 
 
 @pytest.mark.slow
-def test_sigint_saves_a_checkpoint_and_the_next_run_resumes(tmp_path):
+def test_sigint_saves_a_checkpoint_and_the_next_run_resumes(tmp_path,
+                                                           run_module):
   workdir = tmp_path / 'run'
-  env = dict(os.environ)
-  env.pop('XLA_FLAGS', None)
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'i2ijax.main',
-       '--config=configs/gmvae_mdmm.py:smoke', f'--workdir={workdir}',
-       '--config.train.num_steps=100000'],
-      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-      text=True)
+  process = run_module.popen(
+      'i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+      f'--workdir={workdir}', '--config.train.num_steps=100000',
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   checkpoints = workdir / 'checkpoints'
   deadline = time.time() + 300
   while time.time() < deadline and not (
@@ -94,9 +77,9 @@ def test_sigint_saves_a_checkpoint_and_the_next_run_resumes(tmp_path):
   stopped = int(match.group(1))
   assert (checkpoints / str(stopped)).is_dir()
 
-  result = _run('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
-                f'--workdir={workdir}',
-                f'--config.train.num_steps={stopped + 1}')
+  result = run_module('i2ijax.main', '--config=configs/gmvae_mdmm.py:smoke',
+                      f'--workdir={workdir}',
+                      f'--config.train.num_steps={stopped + 1}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert f'Resumed from step {stopped}' in result.stderr
   assert (checkpoints / str(stopped + 1)).is_dir()

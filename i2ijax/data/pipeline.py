@@ -294,8 +294,15 @@ def _options() -> tf.data.Options:
 
 def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
                           process_index: int = 0,
-                          process_count: int = 1) -> Iterator[dict]:
+                          process_count: int = 1,
+                          balanced: bool = False) -> Iterator[dict]:
   """Infinite iterator of this process's training batches.
+
+  By default every example's domain is drawn uniformly at random (MDMM's
+  mixed batches). With `balanced`, each batch holds B/N examples of every
+  selected domain in domain order (rows [k·B/N, (k+1)·B/N) are domain k):
+  the (x_a, x_b) batches of two-domain models such as UNIT, MUNIT and
+  CycleGAN.
 
   Args:
     data_cfg: `config.data`.
@@ -303,6 +310,7 @@ def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
     seed: the same on every process; it is combined with `process_index`.
     process_index: which shard of every domain this process reads.
     process_count: number of shards.
+    balanced: equal, ordered per-domain parts in every batch (B % N == 0).
 
   Yields:
     {'image': float32 (B, S, S, 3) in [-1, 1], 'domain': int32 (B,)}, the
@@ -323,8 +331,18 @@ def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
         domain, process_index=process_index, process_count=process_count,
         seed=int(seeds[label]), shuffle_buffer=int(data_cfg.shuffle_buffer))
     streams.append(ds.map(lambda e, label=label: (e, np.int32(label))))
-  ds = streams[0] if n == 1 else tf.data.Dataset.sample_from_datasets(
-      streams, weights=[1.0 / n] * n, seed=int(seeds[n]))
+  if balanced and batch_size % n:
+    raise DataError(f'balanced batches need batch_size divisible by the '
+                    f'{n} selected domains, got batch_size={batch_size}')
+  if n == 1:
+    ds = streams[0]
+  elif balanced:
+    order = np.repeat(np.arange(n, dtype=np.int64), batch_size // n)
+    ds = tf.data.Dataset.choose_from_datasets(
+        streams, tf.data.Dataset.from_tensor_slices(order).repeat())
+  else:
+    ds = tf.data.Dataset.sample_from_datasets(
+        streams, weights=[1.0 / n] * n, seed=int(seeds[n]))
 
   load_size, image_size = int(data_cfg.load_size), int(data_cfg.image_size)
   flip = bool(data_cfg.flip)

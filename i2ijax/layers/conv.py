@@ -12,7 +12,14 @@ to (k, k, Cin, Cout), *unflipped*, and the layer runs
   conv_general_dilated(x, flip_hw(kernel), strides 1,
                        padding [(k−1−p, k−1−p+op)]², lhs_dilation (s, s)),
 
-giving H_out = (H − 1)·s − 2p + k + op (2·H for k3 s2 p1 op1).
+giving H_out = (H − 1)·s − 2p + k + op (2·H for k3 s2 p1 op1). It computes
+this by default as s² stride-1 phase convolutions (`subpixel_conv_transpose`):
+output pixel o = s·m + r only receives taps k ≡ r + p (mod s), from input
+pixel m + (r + p − k)/s, so one stride-1 conv with s²·Cout outputs followed
+by a depth-to-space shuffle gives the same sums without multiplying by the
+inserted zeros. Same parameters, same outputs (float rounding aside); its
+weight gradient is several times faster on XLA:CPU than that of the
+lhs-dilated form (`method='dilated'`, kept for tests and benchmarks).
 
 Spectral norm (`Conv2d(spectral_norm=True)`) follows PyTorch's
 `spectral_norm(conv)` hook with one power iteration and eps 1e-12 as MDMM
@@ -114,6 +121,61 @@ class Conv2d(nn.Module):
     return kernel / sigma
 
 
+def dilated_conv_transpose(x, kernel, stride, padding, output_padding):
+  """PyTorch ConvTranspose2d as one lhs-dilated conv. kernel (k, k, Cin, Cout)."""
+  k = kernel.shape[0]
+  lo = k - 1 - padding
+  return lax.conv_general_dilated(
+      x, jnp.flip(kernel, (0, 1)), (1, 1), [(lo, lo + output_padding)] * 2,
+      lhs_dilation=(stride, stride), dimension_numbers=_DIMS)
+
+
+def _phase_taps(k, stride, padding):
+  """Input offsets d of phase r, tap k: d = (r + p − k)/s when integral.
+
+  Returns (d_min, d_max, taps) with taps a list of (r, k, d).
+  """
+  taps = [(r, t, (r + padding - t) // stride)
+          for r in range(stride) for t in range(k)
+          if (r + padding - t) % stride == 0]
+  offsets = [d for _, _, d in taps]
+  return min(offsets), max(offsets), taps
+
+
+def subpixel_conv_transpose(x, kernel, stride, padding, output_padding):
+  """PyTorch ConvTranspose2d as a stride-1 conv + depth-to-space.
+
+  x: (B, H, W, Cin), kernel (k, k, Cin, Cout) unflipped PyTorch layout →
+  (B, (H−1)s − 2p + k + op, (W−1)s − 2p + k + op, Cout). Output pixel
+  (s·m + r_h, s·n + r_w) = Σ x[m + d_h, n + d_w] · kernel[r_h + p − s·d_h,
+  r_w + p − s·d_w] over the taps with integral offsets d.
+  """
+  k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+  s = stride
+  d_min, d_max, taps = _phase_taps(k, s, padding)
+  span = d_max - d_min + 1
+  # Combined kernel (span, span, Cin, s, s, Cout), zero where no tap exists.
+  phase_kernel = jnp.zeros((span, span, cin, s, s, cout), kernel.dtype)
+  for r_h, k_h, d_h in taps:
+    for r_w, k_w, d_w in taps:
+      phase_kernel = phase_kernel.at[d_h - d_min, d_w - d_min, :, r_h, r_w,
+                                     :].set(kernel[k_h, k_w])
+  phase_kernel = phase_kernel.reshape(span, span, cin, s * s * cout)
+  height, width = x.shape[1], x.shape[2]
+  out_h = (height - 1) * s - 2 * padding + k + output_padding
+  out_w = (width - 1) * s - 2 * padding + k + output_padding
+  rows, cols = -(-out_h // s), -(-out_w // s)      # phase outputs per axis
+  # Output m reads x[m + d_min .. m + d_max]: pad (or crop) x to cover it.
+  pads = [(-d_min, rows - 1 + d_max - (height - 1)),
+          (-d_min, cols - 1 + d_max - (width - 1))]
+  y = lax.conv_general_dilated(x, phase_kernel, (1, 1), pads,
+                               dimension_numbers=_DIMS)
+  batch = y.shape[0]
+  y = y.reshape(batch, rows, cols, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
+  y = y.reshape(batch, rows * s, cols * s, cout)
+  return y[:, :out_h, :out_w]
+
+
 class ConvTranspose2d(nn.Module):
   """PyTorch-exact `ConvTranspose2d(Cin, features, k, s, p, op)` (NHWC).
 
@@ -126,17 +188,22 @@ class ConvTranspose2d(nn.Module):
   padding: int = 0
   output_padding: int = 0
   use_bias: bool = True
+  method: str = 'subpixel'    # or 'dilated': same result, slower gradient
 
   @nn.compact
   def __call__(self, x):
     k, cin = self.kernel_size, x.shape[-1]
     kernel = self.param('kernel', init.conv_kernel,
                         (k, k, cin, self.features))
-    lo = k - 1 - self.padding
-    y = lax.conv_general_dilated(
-        x, jnp.flip(kernel, (0, 1)), (1, 1),
-        [(lo, lo + self.output_padding)] * 2,
-        lhs_dilation=(self.stride, self.stride), dimension_numbers=_DIMS)
+    if self.method == 'subpixel':
+      conv_transpose = subpixel_conv_transpose
+    elif self.method == 'dilated':
+      conv_transpose = dilated_conv_transpose
+    else:
+      raise ValueError(f'Unknown ConvTranspose2d method {self.method!r}; use '
+                       'subpixel or dilated.')
+    y = conv_transpose(x, kernel, self.stride, self.padding,
+                       self.output_padding)
     if self.use_bias:
       y = y + self.param('bias', init.torch_bias(self.features * k * k),
                          (self.features,))

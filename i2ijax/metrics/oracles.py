@@ -18,6 +18,15 @@ images are kept in `Oracles.test_scores`.
 The trained parameters are cached on disk, keyed by the dataset name, sizes,
 selected domains, steps, seed and `CACHE_VERSION`. The cache directory is the
 `cache_dir` argument, else `$I2IJAX_CACHE`, else `~/.cache/i2ijax/oracles`.
+
+The package ships the oracles of the default benchmark setting (`shapes` at
+32 px, all three domains, 2000 steps, seed 0) in `PACKAGED_DIR`, trained with
+this module's own code (`python -m i2ijax.metrics.oracles
+--config=configs/gmvae_mdmm.py:shapes --cache_dir=i2ijax/metrics/pretrained`),
+so that evaluation needs no minutes of oracle training first. They are used
+only when their stored key equals the requested one; their stored test
+scores are re-measured by the tests. Any other setting is trained on first
+use and cached.
 """
 
 from collections.abc import Callable, Sequence
@@ -34,6 +43,7 @@ from flax import linen as nn
 from flax import serialization
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
@@ -41,6 +51,7 @@ from i2ijax.data import shapes_render
 
 # Bump when the networks, their training or the stored format change.
 CACHE_VERSION = 2
+PACKAGED_DIR = os.path.join(os.path.dirname(__file__), 'pretrained')
 _EVAL_BATCH = 256
 
 
@@ -144,10 +155,13 @@ class Oracles:
                image_size: int, params: dict[str, Any],
                test_scores: dict[str, float] | None = None):
     self.domain_names = tuple(domain_names)
+    self.trained_domain_names = self.domain_names
     self.num_modes = int(num_modes)
     self.image_size = int(image_size)
     self.params = params
     self.test_scores = dict(test_scores or {})
+    # Trained domain index -> reported index (-1: not a selected domain).
+    self._domain_map = np.arange(len(self.domain_names))
     nets = build_networks(len(self.domain_names), self.num_modes,
                           self.image_size)
     self._domain_fn = jax.jit(lambda p, x: jnp.argmax(
@@ -156,6 +170,25 @@ class Oracles:
         nets['mode'].apply({'params': p}, x), -1))
     self._mask_fn = jax.jit(
         lambda p, x: nets['mask'].apply({'params': p}, x) > 0)
+
+  def restricted_to(self, domain_names: Sequence[str]) -> 'Oracles':
+    """The same networks judging a subset of their domains.
+
+    Predictions keep ranging over all trained domains; `domain` and `mode`
+    report them as indices into `domain_names` (in that order), and -1 for
+    an image put in a domain outside the subset (never a correct target).
+    """
+    missing = [n for n in domain_names if n not in self.trained_domain_names]
+    if missing:
+      raise OracleError(f'Oracles trained on {self.trained_domain_names} '
+                        f'cannot judge domains {missing}.')
+    view = Oracles(self.trained_domain_names, self.num_modes,
+                   self.image_size, self.params, self.test_scores)
+    view.domain_names = tuple(domain_names)
+    view._domain_map = np.array(   # pylint: disable=protected-access
+        [list(domain_names).index(n) if n in domain_names else -1
+         for n in self.trained_domain_names])
+    return view
 
   @property
   def num_domains(self) -> int:
@@ -174,14 +207,18 @@ class Oracles:
   def domain(self, images) -> np.ndarray:
     """Predicted domain index, int (n,), for images (n, S, S, 3)."""
     images = self._check_images(images)
-    return _batched(lambda x: self._domain_fn(self.params['domain'], x),
-                    images, _EVAL_BATCH).astype(np.int32)
+    trained = _batched(lambda x: self._domain_fn(self.params['domain'], x),
+                       images, _EVAL_BATCH)
+    return self._domain_map[trained].astype(np.int32)
 
   def mode(self, images) -> np.ndarray:
     """Predicted domain * num_modes + mode, int (n,)."""
     images = self._check_images(images)
-    return _batched(lambda x: self._mode_fn(self.params['mode'], x),
-                    images, _EVAL_BATCH).astype(np.int32)
+    trained = _batched(lambda x: self._mode_fn(self.params['mode'], x),
+                       images, _EVAL_BATCH)
+    domain = self._domain_map[trained // self.num_modes]
+    return np.where(domain >= 0, domain * self.num_modes
+                    + trained % self.num_modes, -1).astype(np.int32)
 
   def mask(self, images) -> np.ndarray:
     """Predicted shape mask, bool (n, S, S)."""
@@ -422,14 +459,25 @@ def get_oracles(data_cfg, *, steps: int, seed: int = 0,
         f'style modes, which only the shapes source has; data.name='
         f'{data_cfg.name!r} has num_modes={spec.num_modes}. Use '
         f"data.name='shapes' or skip the shapes metrics.")
+  if data_spec is None and arrays_fn is None and tuple(data_cfg.domains):
+    # A subset of the source's domains is judged by the oracles of all of
+    # them: no training per subset, and the same judge for every model.
+    all_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
+    all_cfg.domains = ()
+    all_names = tuple(_default_data_spec(all_cfg).domain_names)
+    if set(spec.domain_names) < set(all_names):
+      return get_oracles(all_cfg, steps=steps, seed=seed,
+                         cache_dir=cache_dir).restricted_to(spec.domain_names)
   arrays_fn = arrays_fn or _default_arrays_fn
   domain_names = tuple(spec.domain_names)
   key = cache_key(data_cfg, domain_names, steps, seed)
   path = cache_path(cache_dir, key)
-  oracles = load_oracles(path, key)
-  if oracles is not None:
-    logging.info('loaded shapes oracles from %s', path)
-    return oracles
+  for candidate in (path, cache_path(PACKAGED_DIR, key)):
+    oracles = load_oracles(candidate, key)
+    if oracles is not None:
+      logging.info('loaded shapes oracles from %s (real test scores %s)',
+                   candidate, oracles.test_scores)
+      return oracles
   train = [arrays_fn(data_cfg, d, split='train')
            for d in range(len(domain_names))]
   oracles = train_oracles(train, domain_names, int(data_cfg.image_size),
@@ -440,3 +488,24 @@ def get_oracles(data_cfg, *, steps: int, seed: int = 0,
   logging.info('shapes oracle test scores: %s', scores)
   save_oracles(path, oracles, key)
   return oracles
+
+
+def main(argv):
+  """Trains (or finds) and caches the oracles of a config's data source."""
+  del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  config = flags.FLAGS.config
+  oracles = get_oracles(config.data, steps=config.eval.oracle_steps, seed=0,
+                        cache_dir=flags.FLAGS.cache_dir)
+  print(json.dumps(oracles.test_scores, sort_keys=True))
+
+
+if __name__ == '__main__':
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file('config', None, 'Experiment config file.')
+  flags.DEFINE_string('cache_dir', None, 'Cache directory (default '
+                      '$I2IJAX_CACHE, else ~/.cache/i2ijax/oracles).')
+  flags.mark_flag_as_required('config')
+  app.run(main)

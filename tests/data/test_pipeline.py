@@ -73,6 +73,19 @@ def test_labels_match_images_and_domains_are_balanced(data_dir):
     assert 0.25 < c / 320 < 0.42, counts
 
 
+def test_balanced_batches_hold_equal_ordered_domain_parts(data_dir):
+  order = ('night', 'day')
+  it = pipeline.create_train_iterator(
+      _cfg(data_dir, domains=order, load_size=32), 6, seed=2, balanced=True)
+  for _ in range(5):
+    batch = next(it)
+    np.testing.assert_array_equal(batch['domain'], [0, 0, 0, 1, 1, 1])
+    assert [_domain_of(x) for x in batch['image']] == [
+        'night'] * 3 + ['day'] * 3
+  with pytest.raises(pipeline.DataError, match='divisible'):
+    pipeline.create_train_iterator(_cfg(data_dir), 4, seed=0, balanced=True)
+
+
 def test_determinism(data_dir):
   cfg = _cfg(data_dir)
 

@@ -56,6 +56,37 @@ def test_conv_transpose_matches_pytorch_definition(k, s, p, op):
       ours, _readme_formula(x_nhwc, w, b, k, s, p, op), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize('k,s,p,op', [(3, 2, 1, 1), (4, 2, 1, 0), (3, 2, 0, 1),
+                                      (5, 3, 2, 2), (3, 1, 1, 0)])
+def test_subpixel_and_dilated_forms_agree_with_gradients(k, s, p, op):
+  """The default phase decomposition equals the lhs-dilated conv: outputs
+  and both gradients (float rounding aside)."""
+  x = jax.random.normal(jax.random.key(0), (2, 6, 5, 3))
+  variables = layers.ConvTranspose2d(4, k, s, p, op).init(jax.random.key(1), x)
+
+  def loss(variables, x, method):
+    y = layers.ConvTranspose2d(4, k, s, p, op, method=method).apply(
+        variables, x)
+    return jnp.sum(y * jnp.cos(y)), y
+
+  grad = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True),
+                 static_argnums=2)
+  (g_vars, g_x), y = grad(variables, x, 'subpixel')
+  (d_vars, d_x), y_dilated = grad(variables, x, 'dilated')
+  assert y.shape == y_dilated.shape == (
+      2, (6 - 1) * s - 2 * p + k + op, (5 - 1) * s - 2 * p + k + op, 4)
+  np.testing.assert_allclose(y, y_dilated, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(g_x, d_x, rtol=1e-4, atol=1e-4)
+  for a, b in zip(jax.tree.leaves(g_vars), jax.tree.leaves(d_vars)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose_rejects_an_unknown_method():
+  with pytest.raises(ValueError, match='method'):
+    _run(layers.ConvTranspose2d(4, 3, 2, 1, 1, method='fft'),
+         jnp.ones((1, 4, 4, 2)))
+
+
 def test_conv_transpose_k3s2_doubles():
   x = jnp.ones((1, 7, 9, 2))
   y = jax.eval_shape(

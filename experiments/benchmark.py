@@ -1,0 +1,151 @@
+"""Training-step benchmark: `python experiments/benchmark.py --config=FILE[:ARG]`.
+
+Measures, for the real model of a config (its networks, optimizers and pure
+steps), on synthetic batches of the config's shapes (no dataset, no
+TensorFlow import):
+  compile_s              lowering + XLA compilation of the main train step;
+  sec_per_iter_median/min over `--steps` timed iterations after `--warmup`,
+                         each closed with `block_until_ready`;
+  images_per_s           batch_size / sec_per_iter_median;
+  peak_mem_mb            device peak bytes in use (GPU/TPU), else the
+                         process's peak resident host memory;
+  flops_per_iter         XLA's cost analysis of the compiled step;
+  n_params, params_by_group  parameter counts (total, per optimizer group).
+One iteration is what the reference loop does per iteration: for MDMM the D
+updates then the EG / G-alone updates (`train_step`); MDMM's content-D-only
+iterations (`content_d_step`) are timed separately as `content_d_*`.
+
+Prints one JSON line per run. Fields may be overridden as in `main`:
+  python experiments/benchmark.py --config=configs/gmvae_mdmm.py:apple2orange \\
+      --config.data.image_size=216 --steps=20
+"""
+
+import json
+import platform
+import resource
+import sys
+import time
+import types
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_flags
+
+from i2ijax import config_lib
+from i2ijax import objectives
+
+config_flags.DEFINE_config_file('config', None, 'Experiment config file.')
+flags.DEFINE_integer('steps', 20, 'Timed iterations.')
+flags.DEFINE_integer('warmup', 3, 'Untimed iterations after compilation.')
+flags.DEFINE_integer('num_domains', None, 'Domains of the synthetic data '
+                     '(default: len(config.data.domains), else 2 for '
+                     'cycle_gan/* sources and 3 otherwise).')
+flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
+                  'Compute dtype (config.model.dtype).')
+
+
+def _num_domains(config) -> int:
+  if flags.FLAGS.num_domains:
+    return flags.FLAGS.num_domains
+  if config.data.domains:
+    return len(config.data.domains)
+  return 2 if config.data.name.startswith('cycle_gan') else 3
+
+
+def _synthetic_batch(batch_size, image_size, num_domains, seed=0):
+  rng = np.random.default_rng(seed)
+  image = rng.uniform(-1, 1, (batch_size, image_size, image_size, 3))
+  domain = np.arange(batch_size) * num_domains // batch_size
+  return {'image': jnp.asarray(image, jnp.float32),
+          'domain': jnp.asarray(domain, jnp.int32)}
+
+
+def _time_step(step, state, batch, rng, steps, warmup):
+  """Compiles, warms up and times `step`; returns (state, stats)."""
+  start = time.perf_counter()
+  compiled = jax.jit(step, donate_argnums=0).lower(state, batch, rng).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):    # older jax: one dict per module
+    cost = cost[0] if cost else {}
+  flops = float((cost or {}).get('flops', float('nan')))
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch, rng)
+  jax.block_until_ready((state, metrics) if warmup else state)
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, batch, rng)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  return state, dict(compile_s=compile_s, median=float(np.median(times)),
+                     min=float(np.min(times)), flops=flops)
+
+
+def _peak_mem_mb() -> float:
+  stats = jax.devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return stats['peak_bytes_in_use'] / 2**20
+  # ru_maxrss is in KiB on Linux.
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
+  """Runs the measurements for one config; returns the JSON record."""
+  config_lib.validate(config)
+  size, batch_size = config.data.image_size, config.train.batch_size
+  spec = types.SimpleNamespace(
+      name=config.data.name, image_size=size, num_modes=1, has_masks=False,
+      domain_names=tuple(f'domain{i}' for i in range(num_domains)))
+  model = objectives.build(config, spec)
+  state = model.init(jax.random.key(0))
+  params_by_group = {name: int(sum(x.size for x in jax.tree.leaves(p)))
+                     for name, p in state.params.items()}
+  batch = _synthetic_batch(batch_size, size, num_domains)
+  rng = jax.random.key(1)
+  state, main = _time_step(model.train_step, state, batch, rng, steps, warmup)
+  record = {
+      'model': config.model.name, 'image_size': size,
+      'batch_size': batch_size, 'dtype': config.model.get('dtype', 'float32'),
+      'compile_s': round(main['compile_s'], 2),
+      'sec_per_iter_median': main['median'], 'sec_per_iter_min': main['min'],
+      'images_per_s': batch_size / main['median'],
+      'flops_per_iter': main['flops'],
+      'n_params': sum(params_by_group.values()),
+      'params_by_group': params_by_group,
+  }
+  if getattr(model, 'uses_content_dis', False):
+    _, extra = _time_step(model.content_d_step, state, batch, rng, steps,
+                          warmup)
+    record.update(content_d_compile_s=round(extra['compile_s'], 2),
+                  content_d_sec_per_iter_median=extra['median'],
+                  content_d_sec_per_iter_min=extra['min'],
+                  content_d_flops_per_iter=extra['flops'])
+  record['peak_mem_mb'] = round(_peak_mem_mb(), 1)
+  device = jax.devices()[0]
+  record.update(device=f'{device.platform}:{device.device_kind}',
+                device_count=jax.device_count(), jax=jax.__version__,
+                python=platform.python_version(), steps=steps)
+  return record
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Too many command-line arguments.')
+  config = flags.FLAGS.config
+  if flags.FLAGS.dtype != 'float32':
+    if 'dtype' not in config.model:
+      sys.exit(f'{config.model.name} has no config.model.dtype: '
+               f'--dtype={flags.FLAGS.dtype} is not supported for it yet.')
+    config.model.dtype = flags.FLAGS.dtype
+  record = benchmark(config, flags.FLAGS.steps, flags.FLAGS.warmup,
+                     _num_domains(config))
+  print(json.dumps(record), flush=True)
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config'])
+  app.run(main)
