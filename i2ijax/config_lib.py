@@ -220,6 +220,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if model.name in ('mdmm', 'gmvae_mdmm') and train.batch_size % 2:
     fail(f'train.batch_size={train.batch_size}',
          'MDMM splits each batch into two halves: use an even size.')
+  if model.name in ('unit', 'munit', 'cyclegan') and train.batch_size % 2:
+    fail(f'train.batch_size={train.batch_size}', f'{model.name} batches hold '
+         'B/2 images of each of its two domains: use an even size.')
+  if model.name == 'cyclegan':
+    if data.image_size < 3 * 2**model.dis_layers:
+      fail(f'model.dis_layers={model.dis_layers}',
+           f'too deep for {data.image_size}px crops (the PatchGAN needs at '
+           f'least {3 * 2**model.dis_layers} pixels).')
+  if model.name == 'munit':
+    smallest = data.image_size / 2**(model.dis_scales + model.dis_layers - 2)
+    if smallest < 2:
+      fail(f'model.dis_layers={model.dis_layers}',
+           f'with model.dis_scales={model.dis_scales}, too deep for '
+           f'{data.image_size}px crops (the last reflect-padded D layer needs '
+           'an input of at least 2 pixels).')
   if data.image_size % 4 or data.image_size < 16:
     fail(f'data.image_size={data.image_size}',
          'must be a multiple of 4 and at least 16.')

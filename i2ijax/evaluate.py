@@ -4,8 +4,8 @@ Restores the latest (or `--step`) checkpoint and its config, computes the
 metrics the data source supports, prints them and writes
 `W/eval/metrics.json` (a flat JSON object of metric name to number) and
 `W/eval/metrics.md`. On `shapes`: `domain_acc`, `content_iou`,
-`mode_coverage` (random styles), `domain_acc_reference` /
-`content_iou_reference` (styles encoded from target-domain images; oracle
+`mode_coverage` and `modes_per_input` (random styles),
+`domain_acc_reference` / `content_iou_reference` (styles encoded from target-domain images; oracle
 networks, see `i2ijax.metrics.shapes_metrics`) and, for mixture models,
 `cluster_acc`.
 """

@@ -61,6 +61,16 @@ class ModuleRunner:
                             **kwargs)
 
 
+def pytest_collection_modifyitems(items):
+  """Runs the tests marked slow first (stable order otherwise).
+
+  With pytest-xdist (`make test` uses 2 workers) the long tests then start
+  on both workers at once and the short ones fill the gaps, instead of one
+  worker finishing a long learning test alone at the end.
+  """
+  items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
 @pytest.fixture
 def run_module():
   return ModuleRunner()

@@ -74,3 +74,11 @@ def test_smoke_variant_inits_its_model(path):
   state = model.init(jax.random.key(0))
   assert set(state.params) == set(model.txs)
   assert int(state.step) == 0
+
+
+@pytest.mark.parametrize('name', ['unit', 'munit', 'cyclegan'])
+def test_two_domain_models_need_an_even_batch(name):
+  config = _load(CONFIG_DIR / f'{name}.py', 'smoke')
+  config.train.batch_size = 5
+  with pytest.raises(ValueError, match='train.batch_size=5.*even'):
+    config_lib.validate(config)

@@ -15,7 +15,16 @@ For every ordered pair (s, t), s != t, of the selected domains, up to
                   Mode k of t is covered when
                     #{m = t·NUM_MODES + k} ≥ max(1, |A_t| / (4·NUM_MODES)),
                   i.e. it gets at least a quarter of a uniform share of A_t.
-                  Coverage is 0 when A_t is empty.
+                  Coverage is 0 when A_t is empty. This is coverage over
+                  the whole test set: a deterministic translator that maps
+                  different inputs to different modes can cover all.
+  modes_per_input = per input x, the fraction of t's NUM_MODES modes among
+                  its num_styles translations that the mode oracle puts in
+                  t; mean over the inputs with at least one such
+                  translation (0 if none). It measures multimodality per
+                  input: exactly 1/NUM_MODES for a deterministic translator,
+                  1 when every input reaches every mode (which needs
+                  num_styles >= NUM_MODES).
 
 With `reference_fn`, each test image of s is also translated with the
 attribute / style encoded from a real test image of t (a different scene: the
@@ -24,9 +33,11 @@ target images are rolled by half the set), giving 'domain_acc_reference' and
 other test-time mode of MDMM-style models.
 
 Reported keys (plain floats, for a flat JSON object):
-  'domain_acc/s->t', 'content_iou/s->t', 'mode_coverage/s->t' per pair;
+  'domain_acc/s->t', 'content_iou/s->t', 'mode_coverage/s->t',
+  'modes_per_input/s->t' per pair;
   'mode_coverage/to_t' pooling every source into target t;
-  'domain_acc', 'content_iou' (means over pairs), 'mode_coverage' (mean of
+  'domain_acc', 'content_iou', 'modes_per_input' (means over pairs),
+  'mode_coverage' (mean of
   'mode_coverage/to_t' over targets);
   with `cluster_fn` (real test images of every selected domain, clustered
   as cluster_fn(x, domain)): 'cluster_acc' (Hungarian accuracy against the
@@ -94,6 +105,31 @@ def mode_coverage(mode_labels: np.ndarray, target: int,
   counts = np.bincount(in_target, minlength=num_modes)
   need = max(1.0, in_target.size / (MIN_SHARE_FACTOR * num_modes))
   return float(np.mean(counts >= need))
+
+
+def modes_per_input(mode_labels: np.ndarray, target: int,
+                    num_modes: int) -> float:
+  """Distinct modes of `target` reached per input (module docstring).
+
+  Args:
+    mode_labels: (num_styles, n) mode-oracle labels, row k the translations
+      of the n inputs with style k.
+    target: the target domain t (labels t·num_modes + mode are in t).
+    num_modes: style modes per domain.
+  Returns:
+    #distinct target modes / num_modes, averaged over the inputs with at
+    least one translation in the target (0 if there are none).
+  """
+  labels = np.asarray(mode_labels)
+  in_target = labels // num_modes == target
+  reached = np.zeros((labels.shape[1], num_modes), bool)
+  for mode in range(num_modes):
+    reached[:, mode] = np.any(
+        in_target & (labels % num_modes == mode), axis=0)
+  landed = reached.any(1)
+  if not landed.any():
+    return 0.0
+  return float(np.mean(reached[landed].sum(1) / num_modes))
 
 
 def translation_metrics(
@@ -171,6 +207,8 @@ def translation_metrics(
         ious.append(oracles_lib.mask_iou(oracles.mask(fake), true_mask))
         modes.append(oracles.mode(fake))
       pair = f'{names[s]}->{names[t]}'
+      results[f'modes_per_input/{pair}'] = modes_per_input(
+          np.stack(modes), t, num_modes)
       modes = np.concatenate(modes)
       results[f'domain_acc/{pair}'] = float(np.mean(np.concatenate(hits)))
       results[f'content_iou/{pair}'] = float(np.mean(np.concatenate(ious)))
@@ -179,7 +217,7 @@ def translation_metrics(
 
   pairs = [f'{names[s]}->{names[t]}' for s in range(num_domains)
            for t in range(num_domains) if s != t]
-  metric_names = ['domain_acc', 'content_iou']
+  metric_names = ['domain_acc', 'content_iou', 'modes_per_input']
   if reference_fn is not None:
     results.update(_reference_metrics(reference_fn, test, oracles, names,
                                       batch_size, rng))

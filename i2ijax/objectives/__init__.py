@@ -3,11 +3,17 @@
 `build(config, data_spec)` returns the objective named by `config.model.name`.
 """
 
+from i2ijax.objectives import cyclegan
 from i2ijax.objectives import mdmm
+from i2ijax.objectives import munit
+from i2ijax.objectives import unit
 
 OBJECTIVES = {
     'mdmm': mdmm.MDMM,
     'gmvae_mdmm': mdmm.GMVAEMDMM,
+    'munit': munit.MUNIT,
+    'unit': unit.UNIT,
+    'cyclegan': cyclegan.CycleGAN,
 }
 
 

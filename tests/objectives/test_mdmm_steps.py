@@ -71,6 +71,7 @@ def test_content_d_step_updates_only_the_content_discriminator():
       True, True, False, True, True, False]
 
 
+@pytest.mark.slow
 def test_jit_equals_no_jit():
   model, state = _initial('gmvae_mdmm')
   batch, rng = _batch(), jax.random.key(3)
