@@ -9,7 +9,10 @@ WORKDIR ?= runs/gmvae_mdmm
 PYTEST_ARGS ?=
 # pytest-xdist workers: the suite is dominated by single-threaded XLA
 # compilation, so two workers on two cores nearly halve its wall time.
+# Tests are handed out one at a time (--maxschedchunk=1), slow ones first
+# (tests/conftest.py), so the long learning tests spread over both workers.
 TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --maxschedchunk=1
 
 .PHONY: install train test test-fast smoke clean
 
@@ -27,11 +30,11 @@ train: install
 
 # Everything, slow tests included (what CI runs).
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS) tests
 
 # The edit loop: skips tests marked slow.
 test-fast: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS) tests
 
 smoke: install
 	$(PY) -m i2ijax.main --config=$(CONFIG):smoke --workdir=/tmp/i2ijax_smoke

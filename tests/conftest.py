@@ -62,13 +62,18 @@ class ModuleRunner:
 
 
 def pytest_collection_modifyitems(items):
-  """Runs the tests marked slow first (stable order otherwise).
+  """Runs the learning tests first, then the other slow ones (stable).
 
-  With pytest-xdist (`make test` uses 2 workers) the long tests then start
-  on both workers at once and the short ones fill the gaps, instead of one
-  worker finishing a long learning test alone at the end.
+  With pytest-xdist handing out one test at a time (`make test`), the long
+  tests then start on both workers at once and the short ones fill the
+  gaps, instead of one worker finishing a long learning test alone at the
+  end.
   """
-  items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+  def rank(item):
+    if item.get_closest_marker('slow') is None:
+      return 2
+    return 0 if '/learning/' in str(item.path) else 1
+  items.sort(key=rank)
 
 
 @pytest.fixture
