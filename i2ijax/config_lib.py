@@ -10,6 +10,8 @@ scripts outside the repo (keep them stable): `train.num_steps`,
 
 import ml_collections
 
+from i2ijax.models import munit_blocks
+
 KNOWN_DATASETS_HINT = "'shapes', 'folder' or a TFDS name such as 'cycle_gan/apple2orange'"
 
 
@@ -228,13 +230,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
       fail(f'model.dis_layers={model.dis_layers}',
            f'too deep for {data.image_size}px crops (the PatchGAN needs at '
            f'least {3 * 2**model.dis_layers} pixels).')
-  if model.name == 'munit':
-    smallest = data.image_size / 2**(model.dis_scales + model.dis_layers - 2)
-    if smallest < 2:
+  if (model.name in ('unit', 'munit') and
+      model.get('dis_pad_type', 'reflect') == 'reflect'):
+    need = munit_blocks.min_dis_input_size(model.dis_layers, model.dis_scales)
+    if data.image_size < need:
       fail(f'model.dis_layers={model.dis_layers}',
            f'with model.dis_scales={model.dis_scales}, too deep for '
            f'{data.image_size}px crops (the last reflect-padded D layer needs '
-           'an input of at least 2 pixels).')
+           f'an input of at least 2 pixels: crops >= {need}px).')
   if data.image_size % 4 or data.image_size < 16:
     fail(f'data.image_size={data.image_size}',
          'must be a multiple of 4 and at least 16.')

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from i2ijax.layers import norm
+from i2ijax.models import vgg
 
 
 def vgg_loss(features: jnp.ndarray, features_target: jnp.ndarray,
@@ -47,3 +48,24 @@ def vgg_losses(features_fn: Callable[[jnp.ndarray], jnp.ndarray],
   target_feats = jnp.split(jax.lax.stop_gradient(
       features_fn(jnp.concatenate(targets))), k)
   return [vgg_loss(f, t) for f, t in zip(feats, target_feats)]
+
+
+def translation_vgg_losses(vgg_params: dict | None,
+                           translations: Sequence[jnp.ndarray],
+                           sources: Sequence[jnp.ndarray]
+                           ) -> list[jnp.ndarray]:
+  """MUNIT / UNIT's L_vgg of each translation against its content source.
+
+  Args:
+    vgg_params: the frozen VGG16 params, `state.model_state['vgg']` (set by
+      the objective's `init` when `loss.vgg` > 0).
+    translations: e.g. [x_ba, x_ab], each (B, S, S, 3) in [-1, 1].
+    sources: e.g. [x_b, x_a], the images whose content they carry.
+  Returns:
+    [L_vgg(x_ba, x_b), L_vgg(x_ab, x_a), ...] on relu5_3 features.
+  """
+  if vgg_params is None:
+    raise ValueError('loss.vgg > 0 needs the VGG16 params '
+                     "(state.model_state['vgg'], set by `init`).")
+  return vgg_losses(lambda x: vgg.relu5_3(vgg_params, x), translations,
+                    sources)

@@ -136,11 +136,8 @@ class CycleGAN:
     gen = nets.ResnetGenerator(ngf=m.width, num_blocks=m.n_res)
     dis = nets.PatchDiscriminator(ndf=m.dis_width, n_layers=m.dis_layers)
     self.nets = {'gen_ab': gen, 'gen_ba': gen, 'dis_a': dis, 'dis_b': dis}
-    self.txs, self.schedules = {}, {}
-    for name, group in self.GROUPS.items():
-      self.txs[name] = optim.make_optimizer(config.optim[group])
-      self.schedules[name] = optim.make_schedule(config.optim[group],
-                                                 config.train.num_steps)
+    self.txs, self.schedules = optim.make_network_optimizers(config,
+                                                             self.GROUPS)
 
   def init(self, rng: jax.Array) -> state_lib.TrainState:
     """A fresh `TrainState` with empty image pools (jit-compiled init)."""

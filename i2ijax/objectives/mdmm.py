@@ -80,12 +80,8 @@ class MDMM:
     self.image_size = image_size
     self.nets = self._build_networks()
     self.uses_content_dis = 'dis_content' in self.nets
-    self.txs, self.schedules = {}, {}
-    for name in self.nets:
-      group_cfg = config.optim[self.GROUPS[name]]
-      self.txs[name] = optim.make_optimizer(group_cfg)
-      self.schedules[name] = optim.make_schedule(group_cfg,
-                                                 config.train.num_steps)
+    self.txs, self.schedules = optim.make_network_optimizers(
+        config, {name: self.GROUPS[name] for name in self.nets})
 
   # ---------------------------------------------------------------- networks
   def _build_networks(self) -> dict[str, Any]:

@@ -114,12 +114,8 @@ class MUNIT:
         dim=m.dis_width, n_layer=m.dis_layers, num_scales=m.dis_scales)
     self.nets = dict(gen_a=self.gen, gen_b=self.gen, dis_a=self.dis,
                      dis_b=self.dis)
-    self.txs, self.schedules = {}, {}
-    for name in self.nets:
-      group_cfg = config.optim[self.GROUPS[name]]
-      self.txs[name] = optim.make_optimizer(group_cfg)
-      self.schedules[name] = optim.make_schedule(group_cfg,
-                                                 config.train.num_steps)
+    self.txs, self.schedules = optim.make_network_optimizers(config,
+                                                             self.GROUPS)
 
   def init(self, rng: jax.Array) -> state_lib.TrainState:
     """A fresh `TrainState` (jit-compiled init).
@@ -249,12 +245,8 @@ class MUNIT:
       loss += w.recon_x_cyc * (terms['g/recon_x_cyc_a'] +
                                  terms['g/recon_x_cyc_b'])
     if w.vgg > 0:
-      if vgg_params is None:
-        raise ValueError('loss.vgg > 0 needs the VGG16 params '
-                         "(state.model_state['vgg'], set by `init`).")
-      terms['g/vgg_a'], terms['g/vgg_b'] = perceptual.vgg_losses(
-          lambda x: vgg_lib.relu5_3(vgg_params, x),
-          [outs['x_ba'], outs['x_ab']], [x_b, x_a])
+      terms['g/vgg_a'], terms['g/vgg_b'] = perceptual.translation_vgg_losses(
+          vgg_params, [outs['x_ba'], outs['x_ab']], [x_b, x_a])
       loss += w.vgg * (terms['g/vgg_a'] + terms['g/vgg_b'])
     terms['g/total'] = loss
     return loss, terms

@@ -126,11 +126,8 @@ class UNIT:
             activation=m.dis_activation, pad_type=m.dis_pad_type,
             kernel_init=m.dis_init),
     }
-    self.txs, self.schedules = {}, {}
-    for name, group in self.GROUPS.items():
-      self.txs[name] = optim.make_optimizer(config.optim[group])
-      self.schedules[name] = optim.make_schedule(config.optim[group],
-                                                 config.train.num_steps)
+    self.txs, self.schedules = optim.make_network_optimizers(config,
+                                                             self.GROUPS)
 
   # ---------------------------------------------------------------- state
   def init(self, rng: jax.Array) -> state_lib.TrainState:
@@ -239,12 +236,8 @@ class UNIT:
                              ('kl', w.recon_kl), ('cyc', w.recon_x_cyc),
                              ('kl_cyc', w.recon_kl_cyc)))
     if self.vgg_weight > 0:
-      if vgg_params is None:
-        raise ValueError('loss.vgg > 0 needs the VGG16 params '
-                         "(state.model_state['vgg'], set by `init`).")
-      terms['g/vgg_a'], terms['g/vgg_b'] = perceptual.vgg_losses(
-          lambda x: vgg_lib.relu5_3(vgg_params, x),
-          [outs['x_ba'], outs['x_ab']], [x_b, x_a])
+      terms['g/vgg_a'], terms['g/vgg_b'] = perceptual.translation_vgg_losses(
+          vgg_params, [outs['x_ba'], outs['x_ab']], [x_b, x_a])
       total += self.vgg_weight * (terms['g/vgg_a'] + terms['g/vgg_b'])
     # 'eg_total' (encoders + generators) is the name the loop logs by.
     terms['g/eg_total'] = total

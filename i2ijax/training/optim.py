@@ -10,6 +10,8 @@ step before every update (`set_learning_rate`), so networks that take two
 updates per main step (MDMM's E_c and G) follow the same schedule as the rest.
 """
 
+from collections.abc import Mapping
+
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -66,3 +68,22 @@ def set_learning_rate(opt_state, learning_rate):
   hyperparams = dict(opt_state.hyperparams)
   hyperparams['learning_rate'] = learning_rate
   return opt_state._replace(hyperparams=hyperparams)
+
+
+def make_network_optimizers(config: ml_collections.ConfigDict,
+                            groups: Mapping[str, str]):
+  """Optimizer and schedule of every network from its group's config.
+
+  Args:
+    config: the experiment config (`config.optim.<group>`,
+      `config.train.num_steps`).
+    groups: network name → optimizer group, e.g. {'gen_a': 'g', 'dis_a': 'd'}.
+  Returns:
+    (txs, schedules): dicts keyed by network name.
+  """
+  txs, schedules = {}, {}
+  for name, group in groups.items():
+    txs[name] = make_optimizer(config.optim[group])
+    schedules[name] = make_schedule(config.optim[group],
+                                    config.train.num_steps)
+  return txs, schedules

@@ -7,44 +7,24 @@ Also the init (N(0, 0.02²) weights, zero biases) and the spec's parameter
 counts at full width.
 """
 
-import json
-import os
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import parity_fixtures
+from parity_fixtures import nhwc
+
 from i2ijax.models import cyclegan
 from i2ijax.models import torch_convert_cyclegan as convert
 
 
-def _parity_dir():
-  repo = Path(__file__).resolve().parents[2]
-  candidates = [repo / '..' / 'shared' / 'parity', repo / 'shared' / 'parity']
-  if os.environ.get('I2IJAX_PARITY_DIR'):
-    candidates.append(Path(os.environ['I2IJAX_PARITY_DIR']))
-  for path in candidates:
-    if (path / 'cyclegan_resnet_generator.npz').exists():
-      return path
-  return None
-
-
-PARITY = _parity_dir()
-needs_fixtures = pytest.mark.skipif(
-    PARITY is None, reason='parity fixtures not found at <repo>/../shared/'
-    'parity; set I2IJAX_PARITY_DIR')
+PARITY = parity_fixtures.find_dir('cyclegan_resnet_generator')
+needs_fixtures = parity_fixtures.skip_unless_found(PARITY)
 
 
 def load(name):
-  arrays = dict(np.load(PARITY / f'{name}.npz'))
-  meta = json.loads((PARITY / f'{name}.json').read_text())
-  return arrays, meta
-
-
-def nhwc(a):
-  return jnp.asarray(a.transpose(0, 2, 3, 1))
+  return parity_fixtures.load(PARITY, name)
 
 
 def check_tree(module, variables, *args):

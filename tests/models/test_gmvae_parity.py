@@ -4,42 +4,22 @@ The fixtures store the Gumbel uniform noise U and the Gaussian ε that the
 reference drew; the modules take them as `gumbel_noise` / `gaussian_eps`.
 """
 
-import os
-from pathlib import Path
-
 import jax
 import numpy as np
-import pytest
+
+import parity_fixtures
+from parity_fixtures import assert_close
 
 from i2ijax.models import gmvae
 from i2ijax.models import torch_convert
 
 
-def _parity_dir():
-  repo = Path(__file__).resolve().parents[2]
-  candidates = [repo / '..' / 'shared' / 'parity', repo / 'shared' / 'parity']
-  if os.environ.get('I2IJAX_PARITY_DIR'):
-    candidates.append(Path(os.environ['I2IJAX_PARITY_DIR']))
-  for path in candidates:
-    if (path / 'gmvae_inference_net.npz').exists():
-      return path
-  return None
-
-
-PARITY = _parity_dir()
-pytestmark = pytest.mark.skipif(
-    PARITY is None, reason='parity fixtures not found at <repo>/../shared/'
-    'parity; set I2IJAX_PARITY_DIR')
+PARITY = parity_fixtures.find_dir('gmvae_inference_net')
+pytestmark = parity_fixtures.skip_unless_found(PARITY)
 
 
 def load(name):
-  return dict(np.load(PARITY / f'{name}.npz'))
-
-
-def assert_close(ours, ref):
-  ours = np.asarray(ours)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+  return parity_fixtures.load_arrays(PARITY, name)
 
 
 def test_gumbel_softmax():

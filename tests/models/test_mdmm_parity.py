@@ -5,50 +5,24 @@ outputs; the weights go through `torch_convert` and the outputs must agree to
 1e-4 (plus rtol 1e-4 for the large ones).
 """
 
-import json
-import os
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import parity_fixtures
+from parity_fixtures import nhwc, assert_close
+
 from i2ijax.models import mdmm
 from i2ijax.models import torch_convert
 
 
-def _parity_dir():
-  repo = Path(__file__).resolve().parents[2]
-  candidates = [repo / '..' / 'shared' / 'parity', repo / 'shared' / 'parity']
-  if os.environ.get('I2IJAX_PARITY_DIR'):
-    candidates.append(Path(os.environ['I2IJAX_PARITY_DIR']))
-  for path in candidates:
-    if (path / 'mdmm_e_content.npz').exists():
-      return path
-  return None
-
-
-PARITY = _parity_dir()
-pytestmark = pytest.mark.skipif(
-    PARITY is None, reason='parity fixtures not found at <repo>/../shared/'
-    'parity; set I2IJAX_PARITY_DIR')
+PARITY = parity_fixtures.find_dir('mdmm_e_content')
+pytestmark = parity_fixtures.skip_unless_found(PARITY)
 
 
 def load(name):
-  arrays = dict(np.load(PARITY / f'{name}.npz'))
-  meta = json.loads((PARITY / f'{name}.json').read_text())
-  return arrays, meta
-
-
-def nhwc(a):
-  return jnp.asarray(a.transpose(0, 2, 3, 1))
-
-
-def assert_close(ours, ref, rtol=1e-4, atol=1e-4):
-  ours = np.asarray(ours)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol)
+  return parity_fixtures.load(PARITY, name)
 
 
 def check_tree(module, variables, *args, **kwargs):

@@ -6,47 +6,25 @@ norm, plus numpy checks of the pieces whose numerics the spec pins down
 multi-scale GAN losses, the initialisers).
 """
 
-import json
-import os
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import parity_fixtures
+from parity_fixtures import assert_close
 
 from i2ijax.losses import munit_gan
 from i2ijax.models import munit_blocks
 from i2ijax.models import torch_convert_munit_blocks as convert
 
 
-def _parity_dir():
-  repo = Path(__file__).resolve().parents[2]
-  candidates = [repo / '..' / 'shared' / 'parity', repo / 'shared' / 'parity']
-  if os.environ.get('I2IJAX_PARITY_DIR'):
-    candidates.append(Path(os.environ['I2IJAX_PARITY_DIR']))
-  for path in candidates:
-    if (path / 'munit_msimagedis.npz').exists():
-      return path
-  return None
-
-
-PARITY = _parity_dir()
-needs_fixtures = pytest.mark.skipif(
-    PARITY is None, reason='parity fixtures not found at <repo>/../shared/'
-    'parity; set I2IJAX_PARITY_DIR')
+PARITY = parity_fixtures.find_dir('munit_msimagedis')
+needs_fixtures = parity_fixtures.skip_unless_found(PARITY)
 
 
 def load(name):
-  arrays = dict(np.load(PARITY / f'{name}.npz'))
-  meta = json.loads((PARITY / f'{name}.json').read_text())
-  return arrays, meta
-
-
-def assert_close(ours, ref, atol=1e-4):
-  ours = np.asarray(ours)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=atol)
+  return parity_fixtures.load(PARITY, name)
 
 
 def _dis(meta):

@@ -7,45 +7,19 @@ weights go through `torch_convert_munit` and every output must agree to
 1e-4 (plus rtol 1e-4).
 """
 
-import json
-import os
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
+
+import parity_fixtures
 
 from i2ijax.models import munit
 from i2ijax.models import munit_blocks
 from i2ijax.models import torch_convert_munit
 
 
-def _parity_dir():
-  repo = Path(__file__).resolve().parents[2]
-  candidates = [repo / '..' / 'shared' / 'parity', repo / 'shared' / 'parity']
-  if os.environ.get('I2IJAX_PARITY_DIR'):
-    candidates.append(Path(os.environ['I2IJAX_PARITY_DIR']))
-  for path in candidates:
-    if (path / 'munit_adaingen.npz').exists():
-      return path
-  return None
-
-
-PARITY = _parity_dir()
-needs_fixture = pytest.mark.skipif(
-    PARITY is None, reason='parity fixtures not found at <repo>/../shared/'
-    'parity; set I2IJAX_PARITY_DIR')
-
-
-def _nhwc(a):
-  return jnp.asarray(a.transpose(0, 2, 3, 1))
-
-
-def _close(ours, ref):
-  ours = np.asarray(ours)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+PARITY = parity_fixtures.find_dir('munit_adaingen')
+needs_fixture = parity_fixtures.skip_unless_found(PARITY)
 
 
 def _count(tree):
@@ -54,14 +28,13 @@ def _count(tree):
 
 @needs_fixture
 def test_adaingen_parity():
-  arrays = dict(np.load(PARITY / 'munit_adaingen.npz'))
-  meta = json.loads((PARITY / 'munit_adaingen.json').read_text())
+  arrays, meta = parity_fixtures.load(PARITY, 'munit_adaingen')
   cfg = meta['constructor']['kwargs']['params']
   net = munit.Generator(width=cfg['dim'], style_dim=cfg['style_dim'],
                         mlp_dim=cfg['mlp_dim'],
                         n_downsample=cfg['n_downsample'], n_res=cfg['n_res'])
   variables = torch_convert_munit.generator_variables(arrays)
-  x = _nhwc(arrays['input/encode.x'])
+  x = parity_fixtures.nhwc(arrays['input/encode.x'])
   expected = jax.eval_shape(lambda: net.init(jax.random.key(0), x))
   assert (jax.tree.structure(variables) ==
           jax.tree.structure(dict(expected)))
@@ -70,16 +43,16 @@ def test_adaingen_parity():
 
   content, style = jax.jit(
       lambda v, x: net.apply(v, x, method='encode'))(variables, x)
-  _close(content.transpose(0, 3, 1, 2), arrays['output/encode.content'])
-  _close(style[:, :, None, None], arrays['output/encode.style'])
+  parity_fixtures.assert_close(content.transpose(0, 3, 1, 2), arrays['output/encode.content'])
+  parity_fixtures.assert_close(style[:, :, None, None], arrays['output/encode.style'])
 
   style_in = jnp.asarray(arrays['input/decode.style'][:, :, 0, 0])
   adain = jax.jit(lambda v, s: net.apply(v, s, method='adain_params'))(
       variables, style_in)
-  _close(adain, arrays['output/decode.adain_params'])
+  parity_fixtures.assert_close(adain, arrays['output/decode.adain_params'])
   image = jax.jit(lambda v, c, s: net.apply(v, c, s, method='decode'))(
-      variables, _nhwc(arrays['input/decode.content']), style_in)
-  _close(image.transpose(0, 3, 1, 2), arrays['output/decode.image'])
+      variables, parity_fixtures.nhwc(arrays['input/decode.content']), style_in)
+  parity_fixtures.assert_close(image.transpose(0, 3, 1, 2), arrays['output/decode.image'])
 
 
 def test_full_size_parameter_counts_and_shapes():

@@ -6,50 +6,28 @@ into `UNITGenerator` for both domains, without sharing (the v1 code, exact)
 and with one shared block (equal weights in both domains, so still exact).
 """
 
-import json
-import os
-from pathlib import Path
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import parity_fixtures
+from parity_fixtures import nhwc
 
 from i2ijax.models import torch_convert_unit
 from i2ijax.models import unit
 
 
-def _parity_dir():
-  repo = Path(__file__).resolve().parents[2]
-  candidates = [repo / '..' / 'shared' / 'parity', repo / 'shared' / 'parity']
-  if os.environ.get('I2IJAX_PARITY_DIR'):
-    candidates.append(Path(os.environ['I2IJAX_PARITY_DIR']))
-  for path in candidates:
-    if (path / 'unit_vaegen.npz').exists():
-      return path
-  return None
-
-
-PARITY = _parity_dir()
-pytestmark = pytest.mark.skipif(
-    PARITY is None, reason='parity fixtures not found at <repo>/../shared/'
-    'parity; set I2IJAX_PARITY_DIR')
+PARITY = parity_fixtures.find_dir('unit_vaegen')
+pytestmark = parity_fixtures.skip_unless_found(PARITY)
 
 
 def load(name):
-  arrays = dict(np.load(PARITY / f'{name}.npz'))
-  meta = json.loads((PARITY / f'{name}.json').read_text())
-  return arrays, meta
-
-
-def nhwc(a):
-  return jnp.asarray(a.transpose(0, 2, 3, 1))
+  return parity_fixtures.load(PARITY, name)
 
 
 def assert_close(ours, ref):
-  ours = np.asarray(ours).transpose(0, 3, 1, 2)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+  """Our NHWC output against the reference's NCHW one."""
+  parity_fixtures.assert_close(np.asarray(ours).transpose(0, 3, 1, 2), ref)
 
 
 def _shapes(tree):
