@@ -23,6 +23,12 @@ jax.config.update('jax_compilation_cache_dir',
                   os.environ.get('I2IJAX_JAX_CACHE',
                                  os.path.expanduser('~/.cache/i2ijax/jax')))
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+# XLA compilation dominates the in-process tests (tiny models, a step or a
+# few): skipping most XLA optimisation passes halves their CPU time (as
+# flax's own tests do). Same programs, same numerics up to float rounding;
+# the learning and CLI tests run `python -m ...` subprocesses with the
+# default, optimised compilation (`_user_environment`).
+jax.config.update('jax_disable_most_optimizations', True)
 
 
 def _user_environment():

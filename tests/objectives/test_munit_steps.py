@@ -42,16 +42,6 @@ def _batch(seed=0):
                                        BATCH // 2)}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _fast_compile():
-  """XLA:CPU spends minutes optimising these graphs (threefry init, the
-  fused step); the tests need correct numbers, not fast programs."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
-
-
 @functools.lru_cache(maxsize=None)
 def _initial():
   model = _model()

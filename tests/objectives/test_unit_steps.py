@@ -16,15 +16,6 @@ from i2ijax.models import unit as unit_nets
 from i2ijax.training import parallel
 
 BATCH = 8
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compiles():
-  """XLA compile time dominates these tiny steps (as in flax's own tests)."""
-  previous = jax.config.values['jax_disable_most_optimizations']
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
 CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'unit.py'
 SPEC = pipeline.DataSpec(name='shapes', domain_names=('day', 'night'),
                          image_size=32, num_modes=3, has_masks=True)

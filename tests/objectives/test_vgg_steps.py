@@ -31,15 +31,6 @@ SPEC = pipeline.DataSpec(name='shapes', domain_names=('day', 'night'),
                          image_size=SIZE, num_modes=3, has_masks=True)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compiles():
-  """XLA compile time dominates these tiny steps (as in flax's own tests)."""
-  previous = jax.config.values['jax_disable_most_optimizations']
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
-
-
 def _config(name):
   namespace = {}
   path = CONFIGS / f'{name}.py'
