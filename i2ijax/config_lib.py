@@ -23,12 +23,14 @@ def optim_config(learning_rate: float = 1e-4) -> ml_collections.ConfigDict:
   until `decay_start_steps`, then linear to ~0 at `train.num_steps`, the MDMM
   'lambda' policy counted in steps) or 'step' (×`gamma` every
   `decay_every_steps`). `grad_clip_norm` clips the raw gradient's global norm
-  before the decay is added (0 = off).
+  before the decay is added (0 = off). `name` 'rmsprop' swaps Adam for
+  PyTorch's RMSprop (α = `rms_decay`, eps outside the sqrt; b1/b2 unused).
   """
   return ml_collections.ConfigDict(dict(
       learning_rate=learning_rate, b1=0.5, b2=0.999, eps=1e-8,
       weight_decay=1e-4, grad_clip_norm=0.0, schedule='constant',
-      decay_start_steps=-1, decay_every_steps=-1, gamma=0.1))
+      decay_start_steps=-1, decay_every_steps=-1, gamma=0.1,
+      name='adam', rms_decay=0.99))
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -260,6 +262,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if cfg.schedule not in ('constant', 'linear_decay', 'step'):
       fail(f'optim.{group}.schedule={cfg.schedule!r}',
            "use 'constant', 'linear_decay' or 'step'.")
+    if cfg.get('name', 'adam') not in ('adam', 'rmsprop'):
+      fail(f'optim.{group}.name={cfg.name!r}', "use 'adam' or 'rmsprop'.")
   if model.get('d_iter', 1) < 1:
     fail(f'model.d_iter={model.d_iter}', 'must be >= 1.')
   if 'content_adv_target' in model and model.content_adv_target not in (

@@ -3,6 +3,7 @@
 All functions take logits (never probabilities) and reduce to a scalar.
 """
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -32,3 +33,28 @@ def gan_loss_summed_over_batch(logits: jnp.ndarray, target: float):
   targets = jnp.full(logits.shape, target, logits.dtype)
   per_element = optax.sigmoid_binary_cross_entropy(logits, targets)
   return per_element.reshape(logits.shape[0], -1).mean(axis=1).sum()
+
+
+# TUNIT (spec tunit_cyclegan.md §1.6.4-§1.6.5).
+def hinge_d_loss(real_logits: jnp.ndarray,
+                 fake_logits: jnp.ndarray) -> jnp.ndarray:
+  """mean(relu(1 − D(real))) + mean(relu(1 + D(fake)))."""
+  return (jnp.mean(jnp.maximum(1.0 - real_logits, 0.0)) +
+          jnp.mean(jnp.maximum(1.0 + fake_logits, 0.0)))
+
+
+def hinge_g_loss(fake_logits: jnp.ndarray) -> jnp.ndarray:
+  """−mean(D(fake))."""
+  return -jnp.mean(fake_logits)
+
+
+def r1_penalty(logit_fn, x: jnp.ndarray) -> jnp.ndarray:
+  """TUNIT's R1: Σ (∂ Σ_b logit_fn(x)_b / ∂x)² / B (no ½, spec A4).
+
+  Args:
+    logit_fn: x → (B,) logits (e.g. D's logit at each sample's domain); its
+      closure may hold the params being differentiated (double backprop).
+    x: (B, ...) real images.
+  """
+  grads = jax.grad(lambda v: jnp.sum(logit_fn(v)))(x)
+  return jnp.sum(jnp.square(grads)) / x.shape[0]

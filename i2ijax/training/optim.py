@@ -5,6 +5,10 @@ before the moments, not AdamW) and optional global-norm clipping of the raw
 gradient, as the MDMM reference does:
   chain(clip_by_global_norm, add_decayed_weights(wd), scale_by_adam(b1, b2, eps),
         scale(−lr)).
+`name='rmsprop'` (TUNIT's G and D) is PyTorch's RMSprop instead, with the
+same coupled decay and clipping: ν ← α·ν + (1 − α)·g², g / (√ν + eps) with
+eps *outside* the square root, ν₀ = 0, no momentum, not centred
+(α = `rms_decay`, PyTorch's default 0.99).
 The learning rate is an injected hyperparameter set from the *main* training
 step before every update (`set_learning_rate`), so networks that take two
 updates per main step (MDMM's E_c and G) follow the same schedule as the rest.
@@ -53,9 +57,34 @@ def _adam_l2(learning_rate, b1, b2, eps, weight_decay, grad_clip_norm):
   return optax.chain(*parts)
 
 
+def _rmsprop_l2(learning_rate, decay, eps, weight_decay, grad_clip_norm):
+  parts = []
+  if grad_clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(grad_clip_norm))
+  if weight_decay > 0:
+    parts.append(optax.add_decayed_weights(weight_decay))
+  parts += [optax.scale_by_rms(decay=decay, eps=eps, eps_in_sqrt=False),
+            optax.scale_by_learning_rate(learning_rate)]
+  return optax.chain(*parts)
+
+
+OPTIMIZERS = ('adam', 'rmsprop')
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict
                    ) -> optax.GradientTransformation:
-  """Adam + coupled L2 + clipping of one group; lr is injected per step."""
+  """Adam (or RMSprop) + coupled L2 + clipping of one group; lr injected."""
+  name = cfg.get('name', 'adam')
+  if name == 'rmsprop':
+    return optax.inject_hyperparams(
+        _rmsprop_l2, static_args=('decay', 'eps', 'weight_decay',
+                                  'grad_clip_norm'))(
+            learning_rate=cfg.learning_rate,
+            decay=cfg.get('rms_decay', 0.99), eps=cfg.eps,
+            weight_decay=cfg.weight_decay, grad_clip_norm=cfg.grad_clip_norm)
+  if name != 'adam':
+    raise ValueError(f'Unknown optimizer name {name!r}; use one of '
+                     f'{OPTIMIZERS}.')
   return optax.inject_hyperparams(
       _adam_l2, static_args=('b1', 'b2', 'eps', 'weight_decay',
                              'grad_clip_norm'))(
