@@ -192,11 +192,16 @@ def apply_variant(config, variant: str) -> ml_collections.ConfigDict:
 
 def shrink_for_smoke(config) -> ml_collections.ConfigDict:
   """Tiny widths and few steps through the same code path (CPU / CI)."""
-  config.data.update(dict(name='shapes', source_size=32, load_size=32,
-                          image_size=32))
   config.model.update(dict(width=8, dis_width=8, dis_layers=4))
   if 'hidden' in config.model:
     config.model.hidden = 16
+  return shrink_run_for_smoke(config)
+
+
+def shrink_run_for_smoke(config) -> ml_collections.ConfigDict:
+  """The smoke run without the model: 32 px shapes, 6 steps, tiny eval."""
+  config.data.update(dict(name='shapes', source_size=32, load_size=32,
+                          image_size=32))
   config.train.update(dict(batch_size=4, num_steps=6, log_every_steps=2,
                            sample_every_steps=3, checkpoint_every_steps=3,
                            eval_every_steps=0, steps_per_epoch=2))
@@ -240,6 +245,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'with model.dis_scales={model.dis_scales}, too deep for '
            f'{data.image_size}px crops (the last reflect-padded D layer needs '
            f'an input of at least 2 pixels: crops >= {need}px).')
+  if model.name == 'tunit':
+    size = data.image_size
+    if size < 32 or size & (size - 1):
+      fail(f'data.image_size={size}', 'TUNIT needs a power of two >= 32 '
+           '(VGG11 pools 5 times; the generator bottleneck is 16x16).')
+    if model.num_clusters < 2:
+      fail(f'model.num_clusters={model.num_clusters}', 'must be >= 2.')
+    for field in ('queue_size', 'bn_copy_every'):
+      if model[field] <= 0:
+        fail(f'model.{field}={model[field]}', 'must be positive.')
+    if not 0 <= train.warmup_steps <= train.ema_start_steps:
+      fail(f'train.warmup_steps={train.warmup_steps}',
+           f'must be in [0, train.ema_start_steps={train.ema_start_steps}].')
   if data.image_size % 4 or data.image_size < 16:
     fail(f'data.image_size={data.image_size}',
          'must be a multiple of 4 and at least 16.')

@@ -32,9 +32,14 @@ def _define_flags():
   flags.mark_flag_as_required('workdir')
 
 
-def compute_metrics(config: ml_collections.ConfigDict, objective,
-                    state) -> dict[str, float]:
-  """All metrics available for `config.data` for the state's params."""
+def compute_metrics(config: ml_collections.ConfigDict, objective, state,
+                    plot_dir: str | None = None) -> dict[str, float]:
+  """All metrics available for `config.data` for the state's params.
+
+  With `plot_dir`, models with unsupervised style codes (TUNIT) also write
+  `style_pca.png` there: a PCA scatter of the style codes of real images,
+  coloured by true domain.
+  """
   if config.data.name != 'shapes':
     logging.warning('No metrics for data source %r yet: the oracle metrics '
                     'need the shapes benchmark.', config.data.name)
@@ -44,8 +49,17 @@ def compute_metrics(config: ml_collections.ConfigDict, objective,
   eval_cfg = config.eval
   oracles = oracles_lib.get_oracles(config.data, steps=eval_cfg.oracle_steps,
                                     seed=0)
-  params = state.ema_params or state.params
-  params = {**state.params, **params}
+  from i2ijax import objectives as objectives_lib  # pylint: disable=g-import-not-at-top
+  params = objectives_lib.inference_params(objective, state)
+  if hasattr(objective, 'style_table'):    # TUNIT: per-domain mean styles
+    images, domains = _real_images(config.data,
+                                   eval_cfg.style_table_examples)
+    params['style_table'] = objective.style_table(params, images, domains)
+    if plot_dir:
+      from i2ijax.utils import plots  # pylint: disable=g-import-not-at-top
+      plots.save_pca_scatter(
+          os.path.join(plot_dir, 'style_pca.png'),
+          jax.jit(objective.encode_style)(params, images), domains)
   translate = jax.jit(lambda x, s, t, k: objective.translate(params, x, s, t,
                                                              k))
   reference = jax.jit(lambda x, s, ref, t, k: objective.translate_reference(
@@ -61,6 +75,20 @@ def compute_metrics(config: ml_collections.ConfigDict, objective,
       reference_fn=reference)
   metrics.update({f'oracle/{k}': v for k, v in oracles.test_scores.items()})
   return {k: float(v) for k, v in metrics.items()}
+
+
+def _real_images(data_cfg, per_domain: int):
+  """Up to `per_domain` real training images of every selected domain:
+  (images (N, S, S, 3) in [-1, 1], domains (N,) int32)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
+  images, domains = [], []
+  for d in range(len(pipeline.get_data_spec(data_cfg).domain_names)):
+    arrays = pipeline.load_eval_arrays(data_cfg, d, split='train',
+                                       max_examples=per_domain)
+    images.append(arrays['image'])
+    domains.append(np.full(len(arrays['image']), d, np.int32))
+  return np.concatenate(images), np.concatenate(domains)
 
 
 def write_metrics(workdir: str, step: int, metrics: dict[str, float]) -> str:
@@ -98,7 +126,8 @@ def evaluate_workdir(workdir: str, step: int | None = None,
     state, _, _ = checkpointer.restore(target, step)
   finally:
     checkpointer.close()
-  metrics = compute_metrics(config, objective, state)
+  metrics = compute_metrics(config, objective, state,
+                            plot_dir=os.path.join(workdir, 'eval'))
   write_metrics(workdir, step, metrics)
   return metrics
 

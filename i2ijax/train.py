@@ -77,9 +77,11 @@ def _fixed_sample_inputs(config, data_spec, per_domain: int = 2):
   return np.concatenate(images), np.concatenate(domains).astype(np.int32)
 
 
-def write_samples(objective, params, inputs, workdir, step, writer,
+def write_samples(objective, state, inputs, workdir, step, writer,
                   num_styles=2):
-  """Writes the fixed-input, fixed-style sample grid as PNG and summary."""
+  """Writes the fixed-input, fixed-style sample grid as PNG and summary
+  (drawn with the inference params: EMA copies where the model keeps them)."""
+  params = objectives.inference_params(objective, state)
   images, domains = inputs
   grid = objective.sample_grid(params, images, domains, jax.random.key(1234),
                                num_styles=num_styles)
@@ -122,6 +124,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   train_step = parallel.jit_step(objective.train_step, mesh)
   content_d_step = (parallel.jit_step(objective.content_d_step, mesh)
                     if objective.uses_content_dis else None)
+  # Models with a warm-up phase of other updates (TUNIT's E-only steps).
+  warmup_step = (parallel.jit_step(objective.warmup_step, mesh)
+                 if hasattr(objective, 'warmup_step') else None)
   step_rng = parallel.replicate(step_rng, mesh)
 
   writer = metric_writers.create_default_writer(
@@ -147,7 +152,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       main_step = not (content_d_step is not None and
                        objective.is_content_d_iteration(iteration))
       if main_step:
-        new_state, metrics = train_step(state, batch, step_rng)
+        step_fn = train_step
+        if warmup_step is not None and objective.is_warmup_step(step):
+          step_fn = warmup_step
+        new_state, metrics = step_fn(state, batch, step_rng)
         step += 1
       else:
         new_state, metrics = content_d_step(state, batch, step_rng)
@@ -168,7 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         last_metrics, log_start = [], time.time()
       if step % train_cfg.sample_every_steps == 0:
         with report.timed('samples'):
-          write_samples(objective, state.params, sample_inputs, workdir, step,
+          write_samples(objective, state, sample_inputs, workdir, step,
                         writer)
       if step % train_cfg.checkpoint_every_steps == 0:
         save(step)
@@ -178,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
           run_eval(config, objective, state, workdir, step, writer)
     save(step)
     if step >= train_cfg.num_steps:
-      write_samples(objective, state.params, sample_inputs, workdir, step,
+      write_samples(objective, state, sample_inputs, workdir, step,
                     writer)
   if stop.requested:
     logging.warning('Stopped at step %d; run again to resume.', step)
@@ -188,7 +196,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 def run_eval(config, objective, state, workdir, step, writer):
   """Runs the evaluator, logs its metrics and writes eval/metrics.json."""
   from i2ijax import evaluate  # pylint: disable=g-import-not-at-top
-  metrics = evaluate.compute_metrics(config, objective, state)
+  metrics = evaluate.compute_metrics(config, objective, state,
+                                     plot_dir=os.path.join(workdir, 'eval'))
   writer.write_scalars(step, {f'eval/{k}': v for k, v in metrics.items()})
   evaluate.write_metrics(workdir, step, metrics)
   return metrics

@@ -49,11 +49,25 @@ def contingency_table(pred, true) -> np.ndarray:
   return table
 
 
-def hungarian_accuracy(pred, true) -> float:
-  """Accuracy under the best one-to-one cluster → class map (Hungarian)."""
+def hungarian_mapping(pred, true) -> dict:
+  """The best one-to-one map {cluster id: class id} (Hungarian).
+
+  Clusters left unmatched (more clusters than classes) are not in the map.
+  """
+  pred, true = _check(pred, true)
   table = contingency_table(pred, true)
   rows, cols = optimize.linear_sum_assignment(table, maximize=True)
-  return float(table[rows, cols].sum() / table.sum())
+  clusters, classes = np.unique(pred), np.unique(true)
+  return {clusters[r].item(): classes[c].item() for r, c in zip(rows, cols)}
+
+
+def hungarian_accuracy(pred, true) -> float:
+  """Accuracy under the best one-to-one cluster → class map (Hungarian)."""
+  pred, true = _check(pred, true)
+  mapping = hungarian_mapping(pred, true)
+  hits = sum(int(np.sum((pred == k) & (true == c)))
+             for k, c in mapping.items())
+  return float(hits / pred.size)
 
 
 def many_to_one_accuracy(pred, true) -> float:

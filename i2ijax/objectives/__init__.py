@@ -6,6 +6,7 @@
 from i2ijax.objectives import cyclegan
 from i2ijax.objectives import mdmm
 from i2ijax.objectives import munit
+from i2ijax.objectives import tunit
 from i2ijax.objectives import unit
 
 OBJECTIVES = {
@@ -14,6 +15,7 @@ OBJECTIVES = {
     'munit': munit.MUNIT,
     'unit': unit.UNIT,
     'cyclegan': cyclegan.CycleGAN,
+    'tunit': tunit.TUNIT,
 }
 
 
@@ -25,3 +27,15 @@ def build(config, data_spec):
                      f'{sorted(OBJECTIVES)}')
   return OBJECTIVES[name](config, num_domains=len(data_spec.domain_names),
                           image_size=data_spec.image_size)
+
+
+def inference_params(objective, state) -> dict:
+  """The params that inference (samples, evaluation, translation) reads.
+
+  By default the state's params with the EMA copies (where kept) in place
+  of the trained ones; an objective can define its own `inference_params`
+  (TUNIT adds BatchNorm statistics and two guiding networks).
+  """
+  if hasattr(objective, 'inference_params'):
+    return dict(objective.inference_params(state))
+  return {**state.params, **state.ema_params}

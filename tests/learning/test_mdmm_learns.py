@@ -1,6 +1,6 @@
 """MDMM and GMVAE-MDMM learn to translate on `shapes` (32×32, CPU budget).
 
-Each case trains the `:shapes` preset for NUM_STEPS steps with
+Each case trains the `:shapes` preset for its number of steps with
 `python -m i2ijax.main` in a subprocess (one device, as a user runs it) and
 reads the final evaluation it writes to `eval/metrics.json`; the untrained
 model is scored in this process with the same config and oracles.
@@ -12,8 +12,8 @@ oracle puts in one domain whatever the target, so it scores the chance level
 1/3 (measured before training, in the test).
 
   - GMVAE-MDMM samples random attributes from the learned prior p(z|y) of the
-    target domain; its random-style `domain_acc` reached 0.51 at 500 steps
-    and 0.59 at 1000 steps in our runs (experiments/README.md). We require
+    target domain; its random-style `domain_acc` reached 0.59 at 1000 steps
+    (0.51 and 0.27 at 500 steps in two runs: too early). We require
     ≥ 0.45: 0.12 above chance, over 4 standard errors with the 384 scored
     translations, and below the measured value with margin for other seeds.
   - MDMM's faithful concat generator feeds the target code c only through
@@ -21,8 +21,10 @@ oracle puts in one domain whatever the target, so it scores the chance level
     it carries the domain in the encoded attribute z_a and ignores c: its
     random-style `domain_acc` stayed at chance (0.22-0.33) for 1000 steps in
     our runs, while reference-guided translation (z_a encoded from a
-    target-domain image) reached 0.71. The test checks reference-guided
-    `domain_acc_reference` ≥ 0.5 (a clear move from the 1/3 before).
+    target-domain image) reached 0.71 at 1000 steps and 0.67 at 500 steps
+    (4 of the 6 domain pairs translated, 2 not yet). The test runs 500
+    steps and checks reference-guided `domain_acc_reference` ≥ 0.5 (a
+    clear move from the 1/3 before: at least 3 of the 6 pairs).
 """
 
 import json
@@ -35,28 +37,27 @@ from i2ijax import evaluate
 from i2ijax import objectives
 from i2ijax.data import pipeline
 
-NUM_STEPS = 1000
 EVAL = dict(num_examples=32, num_styles=2)
 CASES = {
-    # name: (config, metric, threshold)
-    'gmvae_mdmm': (config_lib.gmvae_mdmm_config, 'domain_acc', 0.45),
-    'mdmm': (config_lib.mdmm_config, 'domain_acc_reference', 0.5),
+    # name: (config, metric, threshold, steps)
+    'gmvae_mdmm': (config_lib.gmvae_mdmm_config, 'domain_acc', 0.45, 1000),
+    'mdmm': (config_lib.mdmm_config, 'domain_acc_reference', 0.5, 500),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_domain_accuracy_rises_well_above_chance(name, tmp_path, run_module):
-  make_config, metric, threshold = CASES[name]
+  make_config, metric, threshold, num_steps = CASES[name]
   config = config_lib.apply_variant(make_config(), 'shapes')
   config.eval.update(EVAL)
   objective = objectives.build(config, pipeline.get_data_spec(config.data))
   before = evaluate.compute_metrics(
       config, objective, objective.init(jax.random.key(config.train.seed)))
 
-  overrides = dict(num_steps=NUM_STEPS, eval_every_steps=NUM_STEPS,
-                   sample_every_steps=NUM_STEPS,
-                   checkpoint_every_steps=NUM_STEPS, log_every_steps=100)
+  overrides = dict(num_steps=num_steps, eval_every_steps=num_steps,
+                   sample_every_steps=num_steps,
+                   checkpoint_every_steps=num_steps, log_every_steps=100)
   result = run_module(
       'i2ijax.main', f'--config=configs/{name}.py:shapes',
       f'--workdir={tmp_path}',
@@ -64,7 +65,7 @@ def test_domain_accuracy_rises_well_above_chance(name, tmp_path, run_module):
       *[f'--config.eval.{k}={v}' for k, v in EVAL.items()], timeout=1800)
   assert result.returncode == 0, result.stderr[-3000:]
   after = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
-  assert after['step'] == NUM_STEPS
+  assert after['step'] == num_steps
   print(name, metric, 'before', before[metric], 'after', after[metric])
   assert before[metric] <= 0.4, before
   assert after[metric] >= threshold, after

@@ -38,3 +38,13 @@ def test_random_clusters_are_near_chance():
 def test_mismatched_lengths_are_a_clear_error():
   with pytest.raises(clustering.ClusteringInputError):
     clustering.hungarian_accuracy(np.zeros(3, int), np.zeros(4, int))
+
+
+def test_hungarian_mapping_names_the_matched_class_of_each_cluster():
+  # Clusters 7 and 3 are mostly classes 0 and 1; cluster 5 (a third
+  # cluster for two classes) is left out of the one-to-one map.
+  pred = np.array([7, 7, 7, 3, 3, 3, 5, 5])
+  true = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+  assert clustering.hungarian_mapping(pred, true) in (
+      {7: 0, 3: 1}, {7: 0, 5: 1})
+  assert clustering.hungarian_mapping(pred[:6], true[:6]) == {7: 0, 3: 1}
