@@ -39,6 +39,10 @@ Choices where the spec leaves room (documented deviations):
     copies G at the start step, then decays: the same).
   * x⁺ is built from the S×S training image, not the original resolution
     (`data.augment`, spec Part III note 15).
+  * Data parallel (spec A23): the step is written for the global batch, so
+    under `jit` with a sharded batch every BatchNorm call uses the
+    statistics of the whole batch (synchronised BN), unlike the reference's
+    per-GPU statistics.
 
 Inference (pure functions of `inference_params`): `translate` to a true
 domain t decodes with the average E_EMA style of the pseudo-domain matched
