@@ -46,26 +46,25 @@ def make_schedule(cfg: ml_collections.ConfigDict,
                    "'linear_decay' or 'step'.")
 
 
-def _adam_l2(learning_rate, b1, b2, eps, weight_decay, grad_clip_norm):
+def _coupled(scaling, learning_rate, weight_decay, grad_clip_norm):
+  """clip → + wd·θ (coupled L2) → `scaling` (Adam / RMSprop) → −lr."""
   parts = []
   if grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(grad_clip_norm))
   if weight_decay > 0:
     parts.append(optax.add_decayed_weights(weight_decay))
-  parts += [optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
-            optax.scale_by_learning_rate(learning_rate)]
-  return optax.chain(*parts)
+  return optax.chain(*parts, scaling,
+                     optax.scale_by_learning_rate(learning_rate))
+
+
+def _adam_l2(learning_rate, b1, b2, eps, weight_decay, grad_clip_norm):
+  return _coupled(optax.scale_by_adam(b1=b1, b2=b2, eps=eps), learning_rate,
+                  weight_decay, grad_clip_norm)
 
 
 def _rmsprop_l2(learning_rate, decay, eps, weight_decay, grad_clip_norm):
-  parts = []
-  if grad_clip_norm > 0:
-    parts.append(optax.clip_by_global_norm(grad_clip_norm))
-  if weight_decay > 0:
-    parts.append(optax.add_decayed_weights(weight_decay))
-  parts += [optax.scale_by_rms(decay=decay, eps=eps, eps_in_sqrt=False),
-            optax.scale_by_learning_rate(learning_rate)]
-  return optax.chain(*parts)
+  return _coupled(optax.scale_by_rms(decay=decay, eps=eps, eps_in_sqrt=False),
+                  learning_rate, weight_decay, grad_clip_norm)
 
 
 OPTIMIZERS = ('adam', 'rmsprop')
