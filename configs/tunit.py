@@ -112,12 +112,5 @@ def _shrink_for_smoke(config):
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, variant='shapes', smoke=False)
-  config = tunit_config()
-  if arg.variant == 'smoke':
-    arg.smoke = True
-  else:
-    _apply_variant(config, arg.variant)
-  if arg.smoke:
-    _shrink_for_smoke(config)
-  return config
+  return config_lib.with_variant(tunit_config(), arg, _apply_variant,
+                                 _shrink_for_smoke)

@@ -302,19 +302,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "use 'mc' or 'closed_form'.")
 
 
-def with_variant(config: ml_collections.ConfigDict,
-                 arg: str | None) -> ml_collections.ConfigDict:
+def with_variant(config: ml_collections.ConfigDict, arg: str | None,
+                 variants=None, smoke=None) -> ml_collections.ConfigDict:
   """Applies a config file's `:ARG` (a variant name, optionally `smoke`).
 
   `shapes` is the default variant. `smoke` (alone, or after a variant as
   in `apple2orange,smoke`) then shrinks to tiny widths and a few steps on
-  32 px `shapes` data, through the same code path.
+  32 px `shapes` data, through the same code path. `variants(config, name)`
+  and `smoke(config)` default to the MDMM family's `apply_variant` and
+  `shrink_for_smoke`; other config files pass their own.
   """
   arg = parse_arg(arg, variant='shapes', smoke=False)
   if arg.variant == 'smoke':
     arg.smoke = True
   else:
-    apply_variant(config, arg.variant)
+    (variants or apply_variant)(config, arg.variant)
   if arg.smoke:
-    shrink_for_smoke(config)
+    (smoke or shrink_for_smoke)(config)
   return config
