@@ -31,7 +31,7 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 jax.config.update('jax_disable_most_optimizations', True)
 
 
-def _user_environment():
+def _user_environment(fast_compile=False):
   """The environment of a user's run: one CPU device, default threads.
 
   This process runs with 8 fake devices and NPROC=16 (above), which makes
@@ -44,6 +44,8 @@ def _user_environment():
   env.pop('NPROC', None)
   env['JAX_COMPILATION_CACHE_DIR'] = jax.config.jax_compilation_cache_dir
   env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1'
+  if fast_compile:   # as this process (above): for runs that test I/O only
+    env['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '1'
   return env
 
 
@@ -51,20 +53,24 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ModuleRunner:
-  """Runs `python -m MODULE ARGS...` from the repo root as a user would."""
+  """Runs `python -m MODULE ARGS...` from the repo root as a user would.
 
-  def __call__(self, module, *args, timeout=900):
+  `fast_compile=True` compiles with most XLA optimisations off, for runs
+  that check files and messages rather than learning or speed.
+  """
+
+  def __call__(self, module, *args, timeout=900, fast_compile=False):
     """Runs to completion; returns the CompletedProcess (text output)."""
     return subprocess.run([sys.executable, '-m', module, *args],
-                          cwd=REPO_ROOT, env=_user_environment(),
+                          cwd=REPO_ROOT, env=_user_environment(fast_compile),
                           capture_output=True, text=True, timeout=timeout,
                           check=False)
 
-  def popen(self, module, *args, **kwargs):
+  def popen(self, module, *args, fast_compile=False, **kwargs):
     """Starts it in the background (`subprocess.Popen` keyword args)."""
     return subprocess.Popen([sys.executable, '-m', module, *args],
-                            cwd=REPO_ROOT, env=_user_environment(), text=True,
-                            **kwargs)
+                            cwd=REPO_ROOT, env=_user_environment(fast_compile),
+                            text=True, **kwargs)
 
 
 def pytest_collection_modifyitems(items):
@@ -85,3 +91,12 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 def run_module():
   return ModuleRunner()
+
+
+@pytest.fixture
+def optimized_compilation():
+  """XLA's default optimisations, for a test that runs many steps in this
+  process (there, unoptimised programs cost more than compiling saves)."""
+  jax.config.update('jax_disable_most_optimizations', False)
+  yield
+  jax.config.update('jax_disable_most_optimizations', True)

@@ -57,7 +57,8 @@ def test_oracles_restricted_to_a_domain_subset(trained_oracles,
     trained_oracles.restricted_to(('fog',))
 
 
-def test_oracle_training_learns_in_a_few_steps(rendered_shapes):
+def test_oracle_training_learns_in_a_few_steps(rendered_shapes,
+                                               optimized_compilation):
   """The training recipe itself (the evaluator's oracles use 2000 steps):
   after 200 steps the classifiers are already right and the mask U-Net is
   well on its way (an untrained one scores far lower)."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from i2ijax import objectives
 from i2ijax.data import pipeline
+import purity
 
 BATCH = 4
 CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'tunit.py'
@@ -83,6 +84,13 @@ def test_joint_step_updates_every_network_and_e_twice():
   np.testing.assert_allclose(
       m2['e/total'],
       w.e_after_warmup * (m2['e/style'] + w.iic * m2['e/iic']), rtol=1e-5)
+
+
+def test_both_steps_are_pure():
+  model, states, _ = _run()
+  for step in (model.warmup_step, model.train_step):
+    purity.assert_traces_to_the_same_program(step, states[1], _batch(0),
+                                             jax.random.key(7))
 
 
 def test_queue_fills_with_one_batch_of_keys_per_step():
