@@ -64,6 +64,9 @@ def base_config() -> ml_collections.ConfigDict:
       keep_checkpoints=3,
       steps_per_epoch=500,  # epoch length for per-epoch schedules (Gumbel τ)
       ema_decay=0.0,        # > 0 keeps an EMA of the generator params
+      parallel='jit',       # 'jit' (sharded over a device mesh) or 'pmap'
+      on_nonfinite='stop',  # NaN/inf loss: 'stop', or 'skip' the update
+      max_consecutive_skips=10,  # 'skip': stop after this many in a row
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
@@ -224,6 +227,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if train.eval_every_steps < 0:
     fail(f'train.eval_every_steps={train.eval_every_steps}',
          'must be >= 0 (0 = no periodic eval).')
+  if train.get('parallel', 'jit') not in ('jit', 'pmap'):
+    fail(f'train.parallel={train.parallel!r}', "use 'jit' or 'pmap'.")
+  if train.get('parallel') == 'pmap':
+    if model.name == 'tunit':
+      fail("train.parallel='pmap'", "TUNIT's negative queue would differ "
+           "per device under pmap: use 'jit'.")
+    if model.name == 'cyclegan' and model.pool_size > 0:
+      fail("train.parallel='pmap'", "CycleGAN's image pools would differ "
+           "per device under pmap: use 'jit' or model.pool_size=0.")
+  if train.get('on_nonfinite', 'stop') not in ('stop', 'skip'):
+    fail(f'train.on_nonfinite={train.on_nonfinite!r}',
+         "use 'stop' or 'skip'.")
+  if train.get('max_consecutive_skips', 1) < 1:
+    fail(f'train.max_consecutive_skips={train.max_consecutive_skips}',
+         'must be >= 1.')
   if not 0 <= train.ema_decay < 1:
     fail(f'train.ema_decay={train.ema_decay}', 'must be in [0, 1).')
   if model.name in ('mdmm', 'gmvae_mdmm') and train.batch_size % 2:

@@ -2,9 +2,14 @@
 
 The loop only orchestrates; the math lives in the objectives' pure steps.
 Restarting with the same workdir resumes from the newest checkpoint. SIGINT /
-SIGTERM save a checkpoint at the current step and stop cleanly. A non-finite
-loss stops training with the loss's name and step; no checkpoint is written
-for a non-finite state, so the newest checkpoint stays the last good one.
+SIGTERM save a checkpoint at the current step and stop cleanly.
+
+A non-finite loss (or update) stops training with the loss's name and step
+(`config.train.on_nonfinite='stop'`); no checkpoint is written for a
+non-finite state, so the newest checkpoint stays the last good one. With
+'skip' the update is dropped on the device (the step returns its input
+state), logged and counted (`train/skipped_steps`), and training stops after
+`train.max_consecutive_skips` skips in a row.
 """
 
 import contextlib
@@ -16,6 +21,7 @@ from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -58,13 +64,70 @@ class _StopRequest:
       signal.signal(sig, handler)
 
 
-def check_finite(metrics: dict[str, float], step: int) -> None:
-  bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+def guard_nonfinite(step_fn, skip: bool):
+  """Wraps a pure step to also report non-finite updates.
+
+  Returns a pure (state, batch, rng) -> (state, metrics, params_finite) step,
+  `params_finite` being {network: bool} for the updated params. With `skip`,
+  a step whose metrics or params are not all finite returns its input state
+  (selected on the device, so the input may be donated); under `pmap` every
+  device skips if any one does.
+  """
+  def guarded(state, batch, rng):
+    new_state, metrics = step_fn(state, batch, rng)
+    params_finite = {
+        name: jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in
+                                 jax.tree.leaves(tree)] or [True]))
+        for name, tree in new_state.params.items()}
+    if skip:
+      ok = jnp.all(jnp.array(
+          [jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)] +
+          list(params_finite.values())))
+      ok = parallel.all_devices(ok)
+      new_state = jax.tree.map(lambda new, old: _select(ok, new, old),
+                               new_state, state)
+    return new_state, metrics, params_finite
+  return guarded
+
+
+def _select(flag, new, old):
+  if jax.dtypes.issubdtype(new.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(
+        jnp.where(flag, jax.random.key_data(new), jax.random.key_data(old)),
+        impl=jax.random.key_impl(new))
+  return jnp.where(flag, new, old)
+
+
+def nonfinite_terms(metrics: dict[str, float],
+                    params_finite: dict[str, bool]) -> dict[str, float]:
+  """{name: value} of the non-finite losses and `params/<network>` updates."""
+  bad = {k: float(v) for k, v in sorted(metrics.items())
+         if not np.all(np.isfinite(v))}
+  bad.update({f'params/{name}': float('nan')
+              for name, ok in sorted(params_finite.items()) if not ok})
+  return bad
+
+
+def check_finite(metrics: dict[str, float], step: int,
+                 params_finite: dict[str, bool] | None = None,
+                 last_checkpoint: int | None = None) -> None:
+  """Raises NonFiniteLossError naming the non-finite terms and the step."""
+  bad = nonfinite_terms(metrics, params_finite or {})
   if bad:
     raise NonFiniteLossError(
-        f'Non-finite loss at step {step}: {", ".join(bad)} = '
-        f'{[metrics[k] for k in bad]}. Training stopped; the last good '
-        'checkpoint is kept in the workdir.')
+        f'Non-finite loss at step {step}: {_describe(bad)}. Training '
+        f'stopped; {_kept(last_checkpoint)}')
+
+
+def _describe(bad):
+  return ', '.join(f'{k} = {v}' for k, v in bad.items())
+
+
+def _kept(last_checkpoint):
+  if last_checkpoint is None:
+    return 'no checkpoint was written.'
+  return (f'the last good checkpoint (step {last_checkpoint}) is kept in '
+          'the workdir.')
 
 
 def _fixed_sample_inputs(config, data_spec, per_domain: int = 2):
@@ -78,13 +141,14 @@ def _fixed_sample_inputs(config, data_spec, per_domain: int = 2):
 
 
 def write_samples(objective, state, inputs, workdir, step, writer,
-                  num_styles=2):
+                  num_styles=2, sample_grid=None):
   """Writes the fixed-input, fixed-style sample grid as PNG and summary
-  (drawn with the inference params: EMA copies where the model keeps them)."""
+  (drawn with the inference params: EMA copies where the model keeps them).
+  `sample_grid` replaces `objective.sample_grid` (e.g. a jitted copy)."""
   params = objectives.inference_params(objective, state)
   images, domains = inputs
-  grid = objective.sample_grid(params, images, domains, jax.random.key(1234),
-                               num_styles=num_styles)
+  grid = (sample_grid or objective.sample_grid)(
+      params, images, domains, jax.random.key(1234), num_styles=num_styles)
   grid = image_utils.make_grid(np.asarray(grid))
   image_utils.save_png(os.path.join(workdir, 'samples',
                                     f'samples_{step:07d}.png'), grid)
@@ -105,7 +169,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   rng = jax.random.key(train_cfg.seed)
   init_rng, step_rng = jax.random.split(rng)
 
-  mesh = parallel.make_mesh(train_cfg.batch_size)
+  if train_cfg.get('parallel', 'jit') == 'pmap':
+    devices = parallel.pmap_devices(train_cfg.batch_size)
+    mesh = parallel.make_mesh(len(devices), devices)
+    make_step = lambda fn: parallel.pmap_step(fn, devices)
+    put_batch = lambda batch: batch     # pmap_step splits it over devices
+  else:
+    mesh = parallel.make_mesh(train_cfg.batch_size)
+    make_step = lambda fn: parallel.jit_step(fn, mesh)
+    put_batch = lambda batch: parallel.shard_batch(batch, mesh)
+  logging.info('Data parallel with %s over %d devices.',
+               train_cfg.get('parallel', 'jit'), mesh.size)
+  skip_nonfinite = train_cfg.get('on_nonfinite', 'stop') == 'skip'
+  wrap = lambda fn: make_step(guard_nonfinite(fn, skip_nonfinite))
   state = parallel.replicate(objective.init(init_rng), mesh)
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, max_to_keep=train_cfg.keep_checkpoints)
@@ -121,11 +197,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       seed=train_cfg.seed * 1_000_003 + iteration,
       process_index=jax.process_index(), process_count=jax.process_count(),
       balanced=getattr(objective, 'balanced_batches', False))
-  train_step = parallel.jit_step(objective.train_step, mesh)
-  content_d_step = (parallel.jit_step(objective.content_d_step, mesh)
+  train_step = wrap(objective.train_step)
+  content_d_step = (wrap(objective.content_d_step)
                     if objective.uses_content_dis else None)
   # Models with a warm-up phase of other updates (TUNIT's E-only steps).
-  warmup_step = (parallel.jit_step(objective.warmup_step, mesh)
+  warmup_step = (wrap(objective.warmup_step)
                  if hasattr(objective, 'warmup_step') else None)
   step_rng = parallel.replicate(step_rng, mesh)
 
@@ -137,6 +213,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   report = periodic_actions.ReportProgress(num_train_steps=train_cfg.num_steps,
                                            writer=writer)
   sample_inputs = _fixed_sample_inputs(config, data_spec)
+  # One compiled program instead of op-by-op dispatch of every layer.
+  sample_grid = jax.jit(objective.sample_grid, static_argnames='num_styles')
 
   def save(step):
     checkpointer.save(step, state, config,
@@ -144,26 +222,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   step = start_step
   last_metrics, log_start = [], time.time()
+  skipped, consecutive_skips = 0, 0
   # `finally` waits for in-flight async saves, also when a step raises.
   with _StopRequest() as stop, metric_writers.ensure_flushes(
       writer), _closing(checkpointer):
     while step < train_cfg.num_steps and not stop.requested:
-      batch = parallel.shard_batch(next(train_iter), mesh)
+      batch = put_batch(next(train_iter))
       main_step = not (content_d_step is not None and
                        objective.is_content_d_iteration(iteration))
       if main_step:
         step_fn = train_step
         if warmup_step is not None and objective.is_warmup_step(step):
           step_fn = warmup_step
-        new_state, metrics = step_fn(state, batch, step_rng)
-        step += 1
       else:
-        new_state, metrics = content_d_step(state, batch, step_rng)
-      metrics = jax.device_get(metrics)
-      check_finite(metrics, step)
-      state, iteration = new_state, iteration + 1
+        step_fn = content_d_step
+      new_state, metrics, params_finite = step_fn(state, batch, step_rng)
+      metrics, params_finite = jax.device_get((metrics, params_finite))
+      bad = nonfinite_terms(metrics, params_finite)
+      if bad and not skip_nonfinite:
+        check_finite(metrics, step + 1, params_finite,
+                     checkpointer.latest_step())
+      state = new_state   # with 'skip', the step returned its input state
+      if bad:
+        skipped, consecutive_skips = skipped + 1, consecutive_skips + 1
+        logging.warning('Non-finite loss at step %d: %s. Update skipped '
+                        '(%d in a row, %d in total).', step + 1,
+                        _describe(bad), consecutive_skips, skipped)
+        if consecutive_skips >= train_cfg.max_consecutive_skips:
+          raise NonFiniteLossError(
+              f'Non-finite loss at step {step + 1}: {_describe(bad)}; '
+              f'{consecutive_skips} updates in a row skipped '
+              '(train.max_consecutive_skips). Training stopped; '
+              f'{_kept(checkpointer.latest_step())}')
+        continue
+      consecutive_skips = 0
+      iteration += 1
       if not main_step:
         continue   # content-D-only iteration
+      step += 1
       last_metrics.append(metrics)
       report(step)
 
@@ -172,12 +268,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                    for k in last_metrics[0]}
         summary['train/steps_per_sec'] = len(last_metrics) / (
             time.time() - log_start)
+        if skip_nonfinite:
+          summary['train/skipped_steps'] = skipped
         writer.write_scalars(step, summary)
         last_metrics, log_start = [], time.time()
       if step % train_cfg.sample_every_steps == 0:
         with report.timed('samples'):
           write_samples(objective, state, sample_inputs, workdir, step,
-                        writer)
+                        writer, sample_grid=sample_grid)
       if step % train_cfg.checkpoint_every_steps == 0:
         save(step)
       if train_cfg.eval_every_steps > 0 and (
@@ -187,7 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     save(step)
     if step >= train_cfg.num_steps:
       write_samples(objective, state, sample_inputs, workdir, step,
-                    writer)
+                    writer, sample_grid=sample_grid)
   if stop.requested:
     logging.warning('Stopped at step %d; run again to resume.', step)
   return state

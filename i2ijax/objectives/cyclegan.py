@@ -75,10 +75,16 @@ def _halves(x):
 
 
 def init_pool(pool_size: int, image_size: int) -> dict:
-  """An empty history pool: zero images and count 0."""
-  return {'images': jnp.zeros((pool_size, image_size, image_size, 3),
-                              jnp.float32),
-          'count': jnp.zeros((), jnp.int32)}
+  """An empty history pool: zero images and count 0.
+
+  With `pool_size` 0 (pools off) there is no image array: orbax cannot
+  checkpoint zero-size arrays.
+  """
+  pool = {'count': jnp.zeros((), jnp.int32)}
+  if pool_size > 0:
+    pool['images'] = jnp.zeros((pool_size, image_size, image_size, 3),
+                               jnp.float32)
+  return pool
 
 
 def query_pool(pool: dict, images: jnp.ndarray, rng: jax.Array):
@@ -91,9 +97,9 @@ def query_pool(pool: dict, images: jnp.ndarray, rng: jax.Array):
   Returns:
     (new pool, (n, S, S, 3) images for the discriminator).
   """
-  size = pool['images'].shape[0]
-  if size == 0:
+  if 'images' not in pool:    # pool_size 0: pools off
     return pool, images
+  size = pool['images'].shape[0]
 
   def visit(carry, inputs):
     stored, count = carry

@@ -15,6 +15,10 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 
+class CheckpointMismatchError(ValueError):
+  """A workdir's checkpoint does not fit the model being restored."""
+
+
 class Checkpointer:
   """A thin wrapper around `ocp.CheckpointManager` for a `TrainState`."""
 
@@ -48,11 +52,29 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f'No checkpoint in {self.directory}')
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        config=ocp.args.JsonRestore(),
-        data=ocp.args.JsonRestore()))
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state),
+          config=ocp.args.JsonRestore(),
+          data=ocp.args.JsonRestore()))
+    except ValueError as error:   # structure, shape or dtype mismatch
+      raise CheckpointMismatchError(
+          f'The checkpoint at step {step} in {self.directory} '
+          f'({self._describe(step)}) does not match the model being '
+          'trained (different model, widths or image size?); it was left '
+          'untouched. Use a new --workdir or the config the run was started '
+          f'with. Details: {str(error).splitlines()[0]}') from error
     return restored.state, restored.config, restored.data
+
+  def _describe(self, step: int) -> str:
+    """The saved config's model name and image size, as far as readable."""
+    try:
+      config = self._manager.restore(step, args=ocp.args.Composite(
+          config=ocp.args.JsonRestore())).config
+      return (f"saved by model {config['model']['name']!r} at "
+              f"{config['data']['image_size']}px")
+    except Exception:  # pylint: disable=broad-except  (best effort)
+      return 'saved config unreadable'
 
   def close(self) -> None:
     self._manager.wait_until_finished()

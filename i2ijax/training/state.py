@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from i2ijax.training import optim
+from i2ijax.training import parallel
 
 
 @flax.struct.dataclass
@@ -58,8 +59,12 @@ def apply_gradients(state: TrainState, grads: dict[str, Any],
   """Updates the networks named in `grads`, each with its own optimizer.
 
   The learning rate of each network comes from its group's schedule at the
-  current main step.
+  current main step. Under `parallel.pmap_step` the gradients are first
+  averaged over the devices (`lax.pmean`).
   """
+  axis = parallel.data_axis_name()
+  if axis is not None:
+    grads = jax.lax.pmean(grads, axis)
   params, opt_state = dict(state.params), dict(state.opt_state)
   for name, grad in grads.items():
     inner = optim.set_learning_rate(opt_state[name], schedules[name](state.step))

@@ -1,0 +1,83 @@
+"""A non-finite loss: 'stop' keeps the last good checkpoint, 'skip' drops
+the update. The real loop (`train.train_and_evaluate`) on CycleGAN's smoke
+config, with NaN images injected into chosen batches of the real stream."""
+
+import importlib.util
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from i2ijax import train
+from i2ijax.training import checkpoint
+
+CONFIGS = pathlib.Path(__file__).parents[2] / 'configs'
+
+
+def _config(name='cyclegan', **train_overrides):
+  spec = importlib.util.spec_from_file_location(f'{name}_config',
+                                                CONFIGS / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config('smoke')
+  config.train.update(dict(sample_every_steps=1000, log_every_steps=1,
+                           checkpoint_every_steps=2))
+  config.train.update(train_overrides)
+  return config
+
+
+def _poison(monkeypatch, nan_batches):
+  """Makes the loop's batches number `nan_batches` (0-based) all NaN."""
+  real = train.pipeline.create_train_iterator
+  served = []
+
+  def create(*args, **kwargs):
+    for i, batch in enumerate(real(*args, **kwargs)):
+      served.append(i)
+      if i in nan_batches:
+        batch = dict(batch, image=np.full_like(batch['image'], np.nan))
+      yield batch
+  monkeypatch.setattr(train.pipeline, 'create_train_iterator', create)
+  return served
+
+
+def _checkpoint_steps(workdir):
+  return sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
+                if p.name.isdigit())
+
+
+def test_stop_names_the_term_and_step_and_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch):
+  _poison(monkeypatch, {3})          # the update to step 4
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r'at step 4: .*g/total = nan.*last good '
+                     r'checkpoint \(step 2\)'):
+    train.train_and_evaluate(_config(num_steps=6), str(tmp_path))
+  assert _checkpoint_steps(tmp_path) == [2]
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  _, config, position = ckpt.restore(None)
+  ckpt.close()
+  assert position == {'iteration': 2, 'step': 2}
+  assert config['model']['name'] == 'cyclegan'
+
+
+def test_skip_drops_the_update_and_stops_after_n_in_a_row(
+    tmp_path, monkeypatch, caplog):
+  served = _poison(monkeypatch, {1, 2, 5, 6})
+  # Batches 1 and 2 are skipped, then steps 2, 3 use batches 3, 4;
+  # batches 5 and 6 are the 3rd and 4th skip; 7 and 8 make steps 4, 5.
+  state = train.train_and_evaluate(
+      _config(num_steps=5, on_nonfinite='skip', max_consecutive_skips=3),
+      str(tmp_path / 'a'))
+  assert int(state.step) == 5 and int(state.iteration) == 5
+  assert served[-1] == 8
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+  assert 'Update skipped (2 in a row, 4 in total)' in caplog.text
+
+  _poison(monkeypatch, {1, 2, 3})
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r'at step 2: .*3 updates in a row skipped'):
+    train.train_and_evaluate(
+        _config(num_steps=5, on_nonfinite='skip', max_consecutive_skips=3),
+        str(tmp_path / 'b'))
