@@ -32,3 +32,25 @@ def save_png(path: str, image: np.ndarray) -> None:
   tmp = path + '.tmp'
   Image.fromarray(image).save(tmp, format='PNG')
   os.replace(tmp, path)
+
+
+def from_uint8(images) -> np.ndarray:
+  """uint8 images to float32 in [-1, 1] (x / 127.5 − 1, the input pipeline's
+  normalisation `data.preprocess.to_unit_range`, without TensorFlow)."""
+  return np.asarray(images, np.float32) / 127.5 - 1.0
+
+
+def load_image(path: str) -> np.ndarray:
+  """Decodes an image file to uint8 (H, W, 3) with PIL.
+
+  As the input pipeline's decoder: grayscale is replicated to RGB, alpha is
+  dropped, a GIF gives its first frame. Raises ValueError naming the file if
+  it cannot be read or decoded.
+  """
+  try:
+    with Image.open(path) as image:
+      image.seek(0)
+      return np.asarray(image.convert('RGB'), np.uint8)
+  except (OSError, ValueError, SyntaxError,
+          Image.DecompressionBombError) as e:   # PIL's decode errors
+    raise ValueError(f'Cannot read image {path!r}: {e}') from None
