@@ -74,6 +74,12 @@ def base_config() -> ml_collections.ConfigDict:
       num_styles=6,         # random styles per input for mode_coverage
       batch_size=32,
       oracle_steps=2000,    # shapes oracles: mask IoU 0.96 on real test at 32 px
+      # Comma-separated: 'oracle' (shapes only) and any of fid, kid, lpips,
+      # ndb (i2ijax.metrics.distribution_metrics; pretrained networks).
+      metrics='oracle',
+      lpips_inputs=100,     # LPIPS diversity: inputs per domain pair ...
+      lpips_styles=20,      # ... × random styles (19 consecutive pairs)
+      ndb_bins=100,         # NDB / JSD k-means bins (≤ train images / 10)
   ))
   return config
 

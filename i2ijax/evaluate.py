@@ -1,13 +1,16 @@
 """Evaluates a trained run: `python -m i2ijax.evaluate --workdir=W`.
 
 Restores the latest (or `--step`) checkpoint and its config, computes the
-metrics the data source supports, prints them and writes
-`W/eval/metrics.json` (a flat JSON object of metric name to number) and
-`W/eval/metrics.md`. On `shapes`: `domain_acc`, `content_iou`,
+metrics of `config.eval.metrics` (or `--metrics=oracle,fid,kid,lpips,ndb`),
+prints them and writes `W/eval/metrics.json` (a flat JSON object of metric
+name to number) and `W/eval/metrics.md`.
+
+`oracle` (the default; `shapes` only): `domain_acc`, `content_iou`,
 `mode_coverage` and `modes_per_input` (random styles),
-`domain_acc_reference` / `content_iou_reference` (styles encoded from target-domain images; oracle
-networks, see `i2ijax.metrics.shapes_metrics`) and, for mixture models,
-`cluster_acc`.
+`domain_acc_reference` / `content_iou_reference` (styles encoded from
+target-domain images; oracle networks, see `i2ijax.metrics.shapes_metrics`)
+and, for mixture models, `cluster_acc`. `fid`, `kid`, `lpips`, `ndb` (any
+source with known domains): `i2ijax.metrics.distribution_metrics`.
 """
 
 import json
@@ -29,6 +32,8 @@ def _define_flags():
                        'Override config.eval.num_examples.')
   flags.DEFINE_integer('oracle_steps', None,
                        'Override config.eval.oracle_steps (shapes oracles).')
+  flags.DEFINE_string('metrics', None, 'Override config.eval.metrics, e.g. '
+                      'oracle,fid,kid,lpips,ndb.')
   flags.mark_flag_as_required('workdir')
 
 
@@ -40,16 +45,18 @@ def compute_metrics(config: ml_collections.ConfigDict, objective, state,
   `style_pca.png` there: a PCA scatter of the style codes of real images,
   coloured by true domain.
   """
-  if config.data.name != 'shapes':
-    logging.warning('No metrics for data source %r yet: the oracle metrics '
-                    'need the shapes benchmark.', config.data.name)
-    return {}
-  from i2ijax.metrics import oracles as oracles_lib  # pylint: disable=g-import-not-at-top
-  from i2ijax.metrics import shapes_metrics  # pylint: disable=g-import-not-at-top
-  eval_cfg = config.eval
-  oracles = oracles_lib.get_oracles(config.data, steps=eval_cfg.oracle_steps,
-                                    seed=0)
   from i2ijax import objectives as objectives_lib  # pylint: disable=g-import-not-at-top
+  from i2ijax.metrics import distribution_metrics  # pylint: disable=g-import-not-at-top
+  eval_cfg = config.eval
+  requested = distribution_metrics.parse_metrics(
+      eval_cfg.get('metrics', 'oracle'))
+  if 'oracle' in requested and config.data.name != 'shapes':
+    logging.warning('No oracle metrics for data source %r: they need the '
+                    'shapes benchmark (use --metrics=fid,kid,lpips,ndb).',
+                    config.data.name)
+    requested = tuple(m for m in requested if m != 'oracle')
+  if not requested:
+    return {}
   params = objectives_lib.inference_params(objective, state)
   if hasattr(objective, 'style_table'):    # TUNIT: per-domain mean styles
     images, domains = _real_images(config.data,
@@ -62,6 +69,28 @@ def compute_metrics(config: ml_collections.ConfigDict, objective, state,
           jax.jit(objective.encode_style)(params, images), domains)
   translate = jax.jit(lambda x, s, t, k: objective.translate(params, x, s, t,
                                                              k))
+  metrics = {}
+  if 'oracle' in requested:
+    metrics.update(_oracle_metrics(config, objective, params, translate))
+  if set(requested) - {'oracle'}:
+    from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
+    counts = {k: eval_cfg.get(k, default) for k, default in (
+        ('lpips_inputs', 100), ('lpips_styles', 20), ('ndb_bins', 100))}
+    metrics.update(distribution_metrics.distribution_metrics(
+        translate, config.data,
+        pipeline.get_data_spec(config.data).domain_names, requested,
+        num_examples=eval_cfg.num_examples, batch_size=eval_cfg.batch_size,
+        rng=jax.random.key(1), **counts))
+  return {k: float(v) for k, v in metrics.items()}
+
+
+def _oracle_metrics(config, objective, params, translate):
+  """The shapes oracle metrics (module docstring)."""
+  from i2ijax.metrics import oracles as oracles_lib  # pylint: disable=g-import-not-at-top
+  from i2ijax.metrics import shapes_metrics  # pylint: disable=g-import-not-at-top
+  eval_cfg = config.eval
+  oracles = oracles_lib.get_oracles(config.data, steps=eval_cfg.oracle_steps,
+                                    seed=0)
   reference = jax.jit(lambda x, s, ref, t, k: objective.translate_reference(
       params, x, ref, t, k))
   cluster_fn = None
@@ -74,7 +103,7 @@ def compute_metrics(config: ml_collections.ConfigDict, objective, state,
       num_components=getattr(objective, 'num_components', None),
       reference_fn=reference)
   metrics.update({f'oracle/{k}': v for k, v in oracles.test_scores.items()})
-  return {k: float(v) for k, v in metrics.items()}
+  return metrics
 
 
 def _real_images(data_cfg, per_domain: int):
@@ -108,7 +137,8 @@ def write_metrics(workdir: str, step: int, metrics: dict[str, float]) -> str:
 
 def evaluate_workdir(workdir: str, step: int | None = None,
                      num_examples: int | None = None,
-                     oracle_steps: int | None = None) -> dict[str, float]:
+                     oracle_steps: int | None = None,
+                     metrics: str | None = None) -> dict[str, float]:
   """Restores a run and evaluates it; returns and writes the metrics."""
   from i2ijax import config_lib, objectives  # pylint: disable=g-import-not-at-top
   from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -118,6 +148,8 @@ def evaluate_workdir(workdir: str, step: int | None = None,
     config.eval.num_examples = num_examples
   if oracle_steps:
     config.eval.oracle_steps = oracle_steps
+  if metrics:
+    config.eval.metrics = metrics
   config_lib.validate(config)
   objective = objectives.build(config, pipeline.get_data_spec(config.data))
   target = objective.init(jax.random.key(0))
@@ -138,7 +170,7 @@ def main(argv):
   tf.config.set_visible_devices([], 'GPU')
   metrics = evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.step,
                              flags.FLAGS.num_examples,
-                             flags.FLAGS.oracle_steps)
+                             flags.FLAGS.oracle_steps, flags.FLAGS.metrics)
   width = max([len(k) for k in metrics] + [6])
   for key in sorted(metrics):
     print(f'{key:<{width}}  {metrics[key]:.4f}')

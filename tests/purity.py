@@ -9,9 +9,11 @@ def assert_traces_to_the_same_program(step, *args):
   A step that keeps Python-side state (a counter, a cache) or draws host
   randomness (`np.random`, `random`) bakes different constants or ops into
   each trace, so the texts differ; a pure step gives the same program every
-  time. Lowering only (no XLA compilation): a few seconds. The op-by-op
-  eager comparison in tests/objectives/test_mdmm_steps.py checks the rest
-  of jit == no-jit for the main model (it costs minutes on 2 cores).
+  time. Lowering only (no XLA compilation; `args` may be abstract
+  `jax.ShapeDtypeStruct`s): seconds. It replaces comparing the jitted step
+  with an op-by-op eager run (1-3 minutes per model on 2 cores); what only
+  that comparison would see, code that branches on being traced, no step
+  here has.
   """
   texts = [jax.jit(lambda *a: step(*a)).lower(*args).as_text()
            for _ in range(2)]

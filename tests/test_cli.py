@@ -30,7 +30,8 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, run_module):
   run = lambda *args: run_module(*args, fast_compile=True)
   workdir = tmp_path / 'run'
   result = run('i2ijax.main', SMOKE, f'--workdir={workdir}',
-               '--config.train.num_steps=4', '--config.train.eval_every_steps=4')
+               '--config.train.num_steps=4',
+               '--config.train.eval_every_steps=4')
   assert result.returncode == 0, result.stderr[-3000:]
   periodic = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   assert periodic['step'] == 4 and 'domain_acc' in periodic

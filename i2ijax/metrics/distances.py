@@ -35,13 +35,16 @@ def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
   return features.mean(0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
   """Fréchet distance of N(μ₁, Σ₁) and N(μ₂, Σ₂), float64.
 
-  ‖μ₁ − μ₂‖² + Tr Σ₁ + Tr Σ₂ − 2 Tr (Σ₁Σ₂)^½. When the product is
-  singular (non-finite root), eps·I is added to both covariances; an
-  imaginary part left by sqrtm is dropped if it is below 1e-3, else an
-  error is raised.
+  ‖μ₁ − μ₂‖² + Tr Σ₁ + Tr Σ₂ − 2 Tr (Σ₁Σ₂)^½, with
+  Tr (Σ₁Σ₂)^½ = Σᵢ √λᵢ(Σ₁^½ Σ₂ Σ₁^½): Σ₁Σ₂ = Σ₁^½·(Σ₁^½Σ₂) and
+  Σ₁^½Σ₂Σ₁^½ = (Σ₁^½Σ₂)·Σ₁^½ have the same non-zero eigenvalues, and the
+  latter is symmetric PSD. Two symmetric eigendecompositions instead of
+  `scipy.linalg.sqrtm` (complex Schur form): exact also for singular
+  covariances (N < D, no eps·I needed), real by construction, and about
+  10× faster at D = 2048 (seconds instead of ~20 s on 2 CPU cores).
   """
   mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(
       mu2).astype(np.float64)
@@ -50,18 +53,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
     raise ValueError(f'Mismatched statistics: {mu1.shape} {sigma1.shape} vs '
                      f'{mu2.shape} {sigma2.shape}.')
-  covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-  if not np.isfinite(covmean).all():
-    offset = eps * np.eye(len(sigma1))
-    covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-  if np.iscomplexobj(covmean):
-    if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-      raise ValueError('sqrtm(Σ₁Σ₂) has a large imaginary component: '
-                       f'{np.abs(covmean.imag).max():.3g}.')
-    covmean = covmean.real
+  w, v = np.linalg.eigh(sigma1)
+  root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  inner = root1 @ sigma2 @ root1
+  eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2)
+  trace_root = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
   diff = mu1 - mu2
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
-               - 2 * np.trace(covmean))
+               - 2 * trace_root)
 
 
 def fid(features1, features2) -> float:

@@ -65,13 +65,13 @@ class MetricsInputError(ValueError):
   """Raised for unusable metric arguments or translator outputs."""
 
 
-def _default_arrays_fn(data_cfg, domain, *, split, max_examples=None):
+def default_arrays_fn(data_cfg, domain, *, split, max_examples=None):
   from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
   return pipeline.load_eval_arrays(data_cfg, domain, split=split,
                                    max_examples=max_examples)
 
 
-def _map_batches(fn: Callable[[np.ndarray, int, int], Any],
+def map_batches(fn: Callable[[np.ndarray, int, int], Any],
                  images: np.ndarray, batch_size: int) -> np.ndarray:
   """fn(batch, index, valid) over fixed-size batches (last one padded)."""
   n, outs = images.shape[0], []
@@ -85,7 +85,7 @@ def _map_batches(fn: Callable[[np.ndarray, int, int], Any],
   return np.concatenate(outs, 0)
 
 
-def _checked_images(out, shape, fn_name: str) -> np.ndarray:
+def checked_images(out, shape, fn_name: str) -> np.ndarray:
   """A translator's output as float32 in [-1, 1]; it must have `shape`."""
   out = np.asarray(out, np.float32)
   if out.shape != tuple(shape):
@@ -178,7 +178,7 @@ def translation_metrics(
                       ('num_styles', num_styles), ('batch_size', batch_size)):
     if int(value) < 1:
       raise MetricsInputError(f'{name} must be >= 1, got {value}.')
-  arrays_fn = arrays_fn or _default_arrays_fn
+  arrays_fn = arrays_fn or default_arrays_fn
   test = [arrays_fn(data_cfg, d, split='test', max_examples=num_examples)
           for d in range(num_domains)]
 
@@ -200,9 +200,9 @@ def translation_metrics(
           out = translate_fn(batch, np.full(batch.shape[0], s, np.int32),
                              np.full(batch.shape[0], t, np.int32),
                              jax.random.fold_in(style_key, index))
-          return _checked_images(out, batch.shape, 'translate_fn')
+          return checked_images(out, batch.shape, 'translate_fn')
 
-        fake = _map_batches(translate, images, batch_size)
+        fake = map_batches(translate, images, batch_size)
         hits.append(oracles.domain(fake) == t)
         ious.append(oracles_lib.mask_iou(oracles.mask(fake), true_mask))
         modes.append(oracles.mode(fake))
@@ -258,9 +258,9 @@ def _reference_metrics(reference_fn, test, oracles, names, batch_size,
         out = reference_fn(x, np.full(len(x), s, np.int32), ref,
                            np.full(len(x), t, np.int32),
                            jax.random.fold_in(key, index))
-        return _checked_images(out, x.shape, 'reference_fn')
+        return checked_images(out, x.shape, 'reference_fn')
 
-      fake = _map_batches(translate, both, batch_size)
+      fake = map_batches(translate, both, batch_size)
       pair = f'{names[s]}->{names[t]}'
       results[f'domain_acc_reference/{pair}'] = float(
           np.mean(oracles.domain(fake) == t))
@@ -286,7 +286,7 @@ def _cluster_metrics(cluster_fn, test, batch_size, num_modes,
             f'images; it must return one integer id per image.')
       return ids.astype(np.int64)
 
-    preds.append(_map_batches(cluster, images, batch_size))
+    preds.append(map_batches(cluster, images, batch_size))
     domains.append(np.full(images.shape[0], d, np.int64))
     labels.append(d * num_modes + np.asarray(arrays['mode'], np.int64))
   pred, domain = np.concatenate(preds), np.concatenate(domains)
