@@ -71,6 +71,7 @@ from i2ijax import config_lib
 from i2ijax import objectives as objectives_lib
 from i2ijax.data import folders
 from i2ijax.data import shapes_render
+from i2ijax.data import spec as data_spec
 from i2ijax.training import checkpoint as checkpoint_lib
 from i2ijax.utils import images as image_utils
 
@@ -110,41 +111,26 @@ class Spec:
   image_size: int
 
 
-def _select(names, requested):
-  """`data.domains` (names / indices, () = all) as in
-  `pipeline.select_domains`; None where that one must decide."""
-  if isinstance(requested, str):
-    requested = [r.strip() for r in requested.split(',') if r.strip()]
-  if not requested:
-    return names
-  chosen = []
-  for r in requested:
-    if isinstance(r, str) and r in names:
-      chosen.append(r)
-    elif re.fullmatch(r'\d+', str(r)) and int(r) < len(names):
-      chosen.append(names[int(r)])
-    else:
-      return None
-  return tuple(chosen)
-
-
 def domain_names(data_cfg) -> tuple[str, ...]:
   """The run's domain names in label order, without TensorFlow for shapes
   and folder runs (TFDS catalog datasets ask the input pipeline)."""
-  names = None
   if data_cfg.name == 'shapes':
-    names = _select(tuple(shapes_render.DOMAINS), data_cfg.get('domains', ()))
+    available = tuple(shapes_render.DOMAINS)
   elif data_cfg.name == 'folder' and os.path.isdir(data_cfg.get('root', '')):
-    names = _select(folders.scan(data_cfg.root).domain_names,
-                    data_cfg.get('domains', ()))
-  if names is not None:
-    return names
-  from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
+    available = folders.scan(data_cfg.root).domain_names
+  else:
+    from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
+    try:
+      return pipeline.get_data_spec(data_cfg).domain_names
+    except data_spec.DataError as e:
+      raise TranslateError(f'Cannot find the domains of the run\'s data: '
+                           f'{e}') from None
   try:
-    return pipeline.get_data_spec(data_cfg).domain_names
-  except pipeline.DataError as e:
+    chosen = data_spec.select_domains(available, data_cfg.get('domains', ()))
+  except data_spec.DataError as e:
     raise TranslateError(f'Cannot find the domains of the run\'s data: {e}'
                          ) from None
+  return tuple(available[i] for i in chosen)
 
 
 def _domain_index(names, value, flag) -> int:

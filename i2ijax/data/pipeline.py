@@ -38,19 +38,10 @@ from i2ijax import config_lib
 from i2ijax.data import folders
 from i2ijax.data import preprocess
 from i2ijax.data import shapes
-
-
-class DataError(ValueError):
-  """Bad data configuration or unusable data; the message says the fix."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-  name: str                        # config.data.name
-  domain_names: tuple[str, ...]    # the selected domains, in label order
-  image_size: int                  # training crop = eval size
-  num_modes: int                   # shapes: 3 (ground-truth style modes)
-  has_masks: bool                  # shapes: True
+# The TF-free pieces, re-exported as pipeline.DataError / DataSpec / ...
+from i2ijax.data.spec import DataError  # noqa: F401
+from i2ijax.data.spec import DataSpec  # noqa: F401
+from i2ijax.data.spec import select_domains  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,37 +226,6 @@ def _make_source(data_cfg):
     raise DataError('data.name is empty; it must be '
                     f'{config_lib.KNOWN_DATASETS_HINT}')
   return _catalog_source(name, data_dir)
-
-
-def select_domains(available: tuple[str, ...], requested) -> tuple[int, ...]:
-  """Indices into `available` of `requested` names / indices (() = all).
-
-  `requested` may also be one comma-separated string ('day,sketch').
-  """
-  if isinstance(requested, str):
-    requested = [r for r in requested.split(',') if r.strip()]
-  listing = ', '.join(f'{i}={n!r}' for i, n in enumerate(available))
-  if not requested:
-    return tuple(range(len(available)))
-  chosen = []
-  for r in requested:
-    if isinstance(r, str) and r.strip() in available:
-      index = available.index(r.strip())
-    elif isinstance(r, (int, np.integer)) and not isinstance(r, bool):
-      index = int(r)
-    elif isinstance(r, str) and re.fullmatch(r'\s*\d+\s*', r):
-      index = int(r)
-    else:
-      raise DataError(f'data.domains: unknown domain {r!r}; available: '
-                      f'{listing}')
-    if not 0 <= index < len(available):
-      raise DataError(f'data.domains: index {index} out of range; '
-                      f'available: {listing}')
-    if index in chosen:
-      raise DataError(f'data.domains: domain {available[index]!r} is '
-                      'selected twice')
-    chosen.append(index)
-  return tuple(chosen)
 
 
 def _source_and_domains(data_cfg):
