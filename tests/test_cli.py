@@ -1,4 +1,5 @@
-"""`python -m i2ijax.main` on `:smoke`: outputs, SIGINT, resume, evaluate.
+"""`python -m i2ijax.main` on `:smoke`: outputs, SIGINT, resume, evaluate
+(with `--metrics`).
 
 These runs check what a user sees (files, messages, resumption), not
 learning, so they compile with most XLA optimisations off
@@ -65,13 +66,18 @@ def test_train_interrupt_resume_and_evaluate(tmp_path, run_module):
   assert f'Resumed from step {stopped}' in result.stderr
   assert _checkpoint_steps(workdir)[-1] == stopped + 1
 
-  result = run('i2ijax.evaluate', f'--workdir={workdir}')
+  # `--metrics` adds the distribution metrics to the oracle ones (NDB here:
+  # no pretrained network needed).
+  result = run('i2ijax.evaluate', f'--workdir={workdir}',
+               '--metrics=oracle,ndb')
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   assert metrics['step'] == stopped + 1
-  for key in ('domain_acc', 'content_iou', 'mode_coverage', 'cluster_acc'):
+  for key in ('domain_acc', 'content_iou', 'mode_coverage', 'cluster_acc',
+              'ndb_ratio', 'ndb_ratio/to_night'):
     assert 0.0 <= metrics[key] <= 1.0, key
     assert key in result.stdout
+  assert not any(key.startswith(('fid', 'kid', 'lpips')) for key in metrics)
 
 
 def test_main_rejects_a_bad_config_value_clearly(tmp_path, run_module):

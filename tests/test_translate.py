@@ -228,6 +228,20 @@ def test_tunit_adapter_matches_its_decode(workdirs):
                              atol=1e-5)
 
 
+def test_tunit_target_domain_uses_its_mean_style(workdirs, inputs, tmp_path):
+  """Without --reference, TUNIT decodes with the target domain's mean E_EMA
+  style of real training images: one output per target, and the targets'
+  different mean styles give different images."""
+  paths = translate.run(workdirs('tunit'), f'{inputs}/a.png',
+                        str(tmp_path / 'out'))
+  images = _pngs(paths)
+  names = translate.domain_names(_config('tunit').data)
+  assert set(images) == {f'a_{t}_style0.png' for t in names} | {'grid.png'}
+  assert images['a_day_style0.png'].shape == (32, 32, 3)
+  assert not np.array_equal(images['a_day_style0.png'],
+                            images['a_night_style0.png'])
+
+
 def test_image_reading_matches_the_pipeline_conventions(tmp_path):
   """Grayscale → RGB, alpha dropped; uint8 ↔ [-1, 1] round-trips exactly."""
   from i2ijax.utils import images  # pylint: disable=g-import-not-at-top
