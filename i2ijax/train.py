@@ -1,8 +1,14 @@
 """The training loop: data, state, jit, logging, samples, eval, checkpoints.
 
 The loop only orchestrates; the math lives in the objectives' pure steps.
-Restarting with the same workdir resumes from the newest checkpoint. SIGINT /
-SIGTERM save a checkpoint at the current step and stop cleanly.
+Restarting with the same workdir resumes from the newest complete checkpoint
+(one cut short by a kill is ignored and removed), bitwise as if the run had
+not stopped: the checkpoint holds every state and the training input's
+position (`pipeline.TrainIterator`), and the step RNG is a fixed key folded
+with `state.iteration`. A checkpoint without an input position (from an
+older version, or written with other data settings) resumes with a warning
+and a fresh stream seeded by the seed and the position. SIGINT / SIGTERM save
+a checkpoint at the current step and stop cleanly.
 
 A non-finite loss (or update) stops training with the loss's name and step
 (`config.train.on_nonfinite='stop'`); no checkpoint is written for a
@@ -184,19 +190,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   wrap = lambda fn: make_step(guard_nonfinite(fn, skip_nonfinite))
   state = parallel.replicate(objective.init(init_rng), mesh)
   checkpointer = checkpoint_lib.Checkpointer(
-      workdir, max_to_keep=train_cfg.keep_checkpoints)
-  if checkpointer.latest_step() is not None:
-    state, _, data_position = checkpointer.restore(state)
+      workdir, max_to_keep=train_cfg.keep_checkpoints, remove_incomplete=True)
+  resumed = checkpointer.latest_step()
+  if resumed is not None:
+    state, _, data_position = checkpointer.restore(state, resumed)
     logging.info('Resumed from step %d (iteration %d) in %s.',
                  int(state.step), data_position['iteration'], workdir)
   start_step, iteration = int(state.step), int(state.iteration)
 
-  # A resumed run continues with a fresh, seed-and-position-dependent stream.
-  train_iter = pipeline.create_train_iterator(
-      config.data, train_cfg.batch_size,
-      seed=train_cfg.seed * 1_000_003 + iteration,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      balanced=getattr(objective, 'balanced_batches', False))
+  def train_batches(seed_offset):
+    return pipeline.create_train_iterator(
+        config.data, train_cfg.batch_size,
+        seed=train_cfg.seed * 1_000_003 + seed_offset,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        balanced=getattr(objective, 'balanced_batches', False))
+
+  # A resumed run continues the saved stream (restored with the seed it was
+  # built with); without a saved position, a fresh stream seeded by the
+  # position.
+  train_iter = train_batches(0)
+  if resumed is not None:
+    try:
+      checkpointer.restore_data_iterator(resumed, train_iter)
+    except (FileNotFoundError, ValueError) as error:
+      logging.warning('Cannot restore the input position of step %d (%s): '
+                      'resuming with a fresh stream, not bitwise as an '
+                      'uninterrupted run.', resumed, error)
+      train_iter = train_batches(iteration)
   train_step = wrap(objective.train_step)
   content_d_step = (wrap(objective.content_d_step)
                     if objective.uses_content_dis else None)
@@ -218,7 +238,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   def save(step):
     checkpointer.save(step, state, config,
-                      {'iteration': int(state.iteration), 'step': step})
+                      {'iteration': int(state.iteration), 'step': step},
+                      data_iterator=train_iter)
 
   step = start_step
   last_metrics, log_start = [], time.time()

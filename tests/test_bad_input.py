@@ -1,9 +1,14 @@
 """Each row of docs/bad_input.md: the input and the clear error it gets."""
 
+import errno
 import os
+import pathlib
+import re
 import warnings
 
 from absl import flags
+from etils import epath
+import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
@@ -127,3 +132,64 @@ def test_checkpoint_of_another_model_or_shape_is_refused_untouched(tmp_path):
     loader.close()
   after = {p: p.read_bytes() for p in folder.rglob('*') if p.is_file()}
   assert after == before
+
+
+class _Position:
+  """Stands in for `pipeline.TrainIterator` (`disk_full`: its write fails)."""
+
+  def __init__(self, disk_full=False):
+    self.disk_full = disk_full
+
+  def save(self, directory):
+    if self.disk_full:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), directory)
+    pathlib.Path(directory, 'process_0.json').write_text('1')
+
+  def restore(self, directory):
+    assert pathlib.Path(directory, 'process_0.json').read_text() == '1'
+
+
+# orbax's background threads report the failed save once more as they stop.
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+@pytest.mark.parametrize('failing', ['state_and_config', 'data_position'])
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(
+    tmp_path, monkeypatch, failing):
+  state, config = _state((2, 3)), _smoke()
+  saver = checkpoint.Checkpointer(str(tmp_path))
+  saver.save(1, state, config, {'iteration': 1}, data_iterator=_Position())
+  saver.close()
+  folder = tmp_path / 'checkpoints' / '1'
+  before = {p: p.read_bytes() for p in folder.rglob('*') if p.is_file()}
+
+  if failing == 'state_and_config':
+    # orbax's own file writes (metadata, JSON), made in the background.
+    path_class = type(epath.Path(tmp_path))
+    write_text = path_class.write_text
+
+    def full(path, *args, **kwargs):
+      if str(path).startswith(str(tmp_path)):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+      return write_text(path, *args, **kwargs)
+    monkeypatch.setattr(path_class, 'write_text', full)
+  saver = checkpoint.Checkpointer(str(tmp_path))
+  with pytest.raises(checkpoint.DiskFullError,
+                     match=r'Disk full: no space left to write the checkpoint '
+                     rf'of step 2 in {re.escape(str(tmp_path))}\. The '
+                     r'previous checkpoint \(step 1\) is intact'):
+    try:
+      saver.save(2, state, config, {'iteration': 2}, data_iterator=_Position(
+          disk_full=failing == 'data_position'))
+    finally:
+      saver.close()
+  monkeypatch.undo()
+  # The unfinished step 2 is only a temporary folder, which is ignored.
+  assert list((tmp_path / 'checkpoints').glob('2.orbax-checkpoint-tmp*'))
+  after = {p: p.read_bytes() for p in folder.rglob('*') if p.is_file()}
+  assert after == before
+  loader = checkpoint.Checkpointer(str(tmp_path))
+  assert loader.latest_step() == 1
+  restored, _, position = loader.restore(state)
+  loader.restore_data_iterator(1, _Position())
+  loader.close()
+  assert position == {'iteration': 1}
+  jax.tree.map(np.testing.assert_array_equal, restored, state)

@@ -19,12 +19,13 @@ the label order ('A', 'B' / 0, 1). Every example of a training batch picks
 its domain uniformly at random: each selected domain is its own stream
 (sharded per process, shuffled, repeated), and the streams are mixed with
 `tf.data.Dataset.sample_from_datasets`. All randomness derives from `seed`
-and `process_index`, so the batches are reproducible.
+and `process_index`, so the batches are reproducible, and the training
+iterator's position can be saved and restored exactly (`TrainIterator`).
 """
 
-from collections.abc import Iterator
 import dataclasses
 import functools
+import json
 import os
 import re
 from typing import Any
@@ -90,7 +91,9 @@ class _TfdsSource:
       split = tfds.even_splits(split, n=process_count)[process_index]
     ds = self.builder.as_dataset(
         split=split, shuffle_files=True,
-        read_config=tfds.ReadConfig(shuffle_seed=seed),
+        # No in-memory cache of small datasets: a saved iterator position
+        # would hold a copy of the whole cache (the order is the same).
+        read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
         decoders=_skip_decoding(['image']))
     ds = ds.map(lambda x: x['image'])
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -255,7 +258,7 @@ def _options() -> tf.data.Options:
 def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
                           process_index: int = 0,
                           process_count: int = 1,
-                          balanced: bool = False) -> Iterator[dict]:
+                          balanced: bool = False) -> 'TrainIterator':
   """Infinite iterator of this process's training batches.
 
   By default every example's domain is drawn uniformly at random (MDMM's
@@ -272,15 +275,99 @@ def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
     process_count: number of shards.
     balanced: equal, ordered per-domain parts in every batch (B % N == 0).
 
-  Yields:
-    {'image': float32 (B, S, S, 3) in [-1, 1], 'domain': int32 (B,)}, the
-    domain being the index into the selected domains.
+  Returns:
+    a `TrainIterator` yielding {'image': float32 (B, S, S, 3) in [-1, 1],
+    'domain': int32 (B,)}, the domain being the index into the selected
+    domains; its position can be saved and restored.
   """
   if batch_size < 1:
     raise DataError(f'batch_size must be positive, got {batch_size}')
   if not 0 <= process_index < process_count:
     raise DataError(f'process_index {process_index} not in '
                     f'[0, {process_count})')
+  # What makes two pipelines the same (except the seed), for `restore`.
+  settings = dict(data=data_cfg.to_dict(), batch_size=batch_size,
+                  process_index=process_index, process_count=process_count,
+                  balanced=balanced)
+  build = functools.partial(_train_dataset, data_cfg, batch_size,
+                            process_index=process_index,
+                            process_count=process_count, balanced=balanced)
+  return TrainIterator(build, seed=seed, process_index=process_index,
+                       settings=json.loads(json.dumps(settings)))
+
+
+class TrainIterator:
+  """Training batches as numpy, with tf.data's own position checkpointing.
+
+  `next()` gives the next batch. `save(directory)` writes the underlying
+  tf.data iterator's state (`tf.train.Checkpoint(iterator=...)`: file
+  offsets, shuffle and prefetch buffers, the domain-mixing RNG, the example
+  counter that seeds the augmentation) to `<directory>/process_<i>.*`, one
+  set of files per process, plus `process_<i>.json` with the seed and the
+  pipeline settings. `restore(directory)` continues with exactly the batches
+  that followed the saved one, rebuilding the pipeline with the saved seed if
+  it differs. The buffers make a saved state about `data.shuffle_buffer`
+  encoded images per domain.
+  """
+
+  def __init__(self, build, *, seed: int, process_index: int,
+               settings: dict[str, Any]):
+    """`build(seed)` gives the `tf.data.Dataset` of batches; `settings`
+    (JSON) are what else a saved position must match."""
+    self._build, self._process_index = build, process_index
+    self._settings = settings
+    self._start(seed)
+
+  def _start(self, seed):
+    self.seed = int(seed)
+    self._iterator = iter(self._build(self.seed))
+    self._checkpoint = tf.train.Checkpoint(iterator=self._iterator)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in next(self._iterator).items()}
+
+  def _prefix(self, directory):
+    return os.path.join(os.fspath(directory),
+                        f'process_{self._process_index}')
+
+  def save(self, directory) -> None:
+    """Writes this process's position into `directory` (synchronously)."""
+    prefix = self._prefix(directory)
+    tf.io.gfile.makedirs(os.fspath(directory))
+    self._checkpoint.write(prefix)
+    with tf.io.gfile.GFile(prefix + '.json', 'w') as f:
+      json.dump({'seed': self.seed, 'settings': self._settings}, f)
+
+  def restore(self, directory) -> None:
+    """Continues from the position saved in `directory`.
+
+    Raises:
+      FileNotFoundError: no position of this process in `directory`.
+      ValueError: it was saved by a pipeline with other settings (data
+        config, batch size, process count, ...).
+    """
+    prefix = self._prefix(directory)
+    if not tf.io.gfile.exists(prefix + '.json'):
+      raise FileNotFoundError(f'No saved data position {prefix}.json')
+    with tf.io.gfile.GFile(prefix + '.json') as f:
+      saved = json.load(f)
+    if saved['settings'] != self._settings:
+      changed = sorted(
+          k for k in set(saved['settings']) | set(self._settings)
+          if saved['settings'].get(k) != self._settings.get(k))
+      raise ValueError(f'The data position in {directory} was saved by a '
+                       f'pipeline with other settings ({", ".join(changed)})')
+    if saved['seed'] != self.seed:
+      self._start(saved['seed'])
+    self._checkpoint.read(prefix).assert_consumed()
+
+
+def _train_dataset(data_cfg, batch_size, seed, *, process_index,
+                   process_count, balanced) -> tf.data.Dataset:
+  """The batched, prefetched tf.data pipeline of `create_train_iterator`."""
   source, domains = _source_and_domains(data_cfg)
   n = len(domains)
   seeds = np.random.SeedSequence([int(seed), process_index]).generate_state(
@@ -323,7 +410,7 @@ def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
     # Safety net for files that pass PIL's header check but fail to decode.
     ds = ds.ignore_errors(log_warning=True)
   ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
-  return iter(ds.with_options(_options()).as_numpy_iterator())
+  return ds.with_options(_options())
 
 
 def load_eval_arrays(data_cfg, domain: int, *, split: str = 'test',

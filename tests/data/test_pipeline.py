@@ -3,6 +3,7 @@
 import collections
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
@@ -114,6 +115,46 @@ def test_processes_read_disjoint_shards(data_dir):
     seen.append({im.tobytes() for im in images})
   assert len(seen[0]) == len(seen[1]) == NUM_TRAIN // 2   # a full epoch each
   assert not seen[0] & seen[1]
+
+
+def _folder_cfg(root):
+  rng = np.random.default_rng(0)
+  for domain in ('trainA', 'trainB'):
+    (root / domain).mkdir(parents=True)
+    for i in range(6):
+      PIL.Image.fromarray(rng.integers(0, 255, (20, 20, 3), np.uint8)).save(
+          root / domain / f'{i}.png')
+  return _cfg('', name='folder', root=str(root), load_size=20,
+              image_size=16)
+
+
+# Mixed batches of the shapes source (TFDS files, sample_from_datasets) and
+# balanced ones of a folder source (choose_from_datasets, ignore_errors).
+@pytest.mark.parametrize('source, balanced', [('shapes', False),
+                                              ('folder', True)])
+def test_a_saved_position_restores_the_exact_next_batches(
+    data_dir, tmp_path, source, balanced):
+  cfg = (_cfg(data_dir, domains=('day', 'night')) if source == 'shapes'
+         else _folder_cfg(tmp_path / 'images'))
+  it = pipeline.create_train_iterator(cfg, 4, seed=3, balanced=balanced)
+  for _ in range(10):
+    next(it)
+  it.save(tmp_path / 'position')
+  # 20 more batches: past the end of an epoch (reshuffled) of every domain.
+  expected = [next(it) for _ in range(20)]
+  # Built with another seed: `restore` rebuilds it with the saved one.
+  resumed = pipeline.create_train_iterator(cfg, 4, seed=4, balanced=balanced)
+  resumed.restore(tmp_path / 'position')
+  for want in expected:
+    got = next(resumed)
+    np.testing.assert_array_equal(got['image'], want['image'])
+    np.testing.assert_array_equal(got['domain'], want['domain'])
+
+  other = pipeline.create_train_iterator(cfg, 2, seed=3, balanced=balanced)
+  with pytest.raises(ValueError, match=r'other settings \(batch_size\)'):
+    other.restore(tmp_path / 'position')
+  with pytest.raises(FileNotFoundError, match='process_0'):
+    other.restore(tmp_path)
 
 
 def test_eval_arrays_pair_scenes_across_domains(data_dir):

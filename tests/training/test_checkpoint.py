@@ -1,9 +1,13 @@
 """orbax round trip of a TrainState, config and data position."""
 
+import json
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from i2ijax import config_lib
 from i2ijax.training import checkpoint
@@ -53,6 +57,42 @@ def test_keeps_the_last_n_and_skips_a_saved_step(tmp_path):
   steps = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir()
                  if p.name.isdigit())
   assert steps == [2, 3]
+
+
+class _Counter:
+  """Stands in for `pipeline.TrainIterator`: a position saved per process."""
+
+  def __init__(self, position=0):
+    self.position = position
+
+  def save(self, directory):
+    pathlib.Path(directory, 'process_0.json').write_text(
+        json.dumps(self.position))
+
+  def restore(self, directory):
+    self.position = json.loads(
+        pathlib.Path(directory, 'process_0.json').read_text())
+
+
+def test_data_iterator_position_is_kept_and_pruned_with_its_step(tmp_path):
+  state, config = _state(), config_lib.mdmm_config()
+  ckpt = checkpoint.Checkpointer(str(tmp_path), max_to_keep=2)
+  ckpt.save(1, state, config, {}, data_iterator=_Counter(5))
+  ckpt.save(2, state, config, {})      # as an older version saved it
+  ckpt.save(3, state, config, {}, data_iterator=_Counter(7))
+  ckpt.close()
+  checkpoints = tmp_path / 'checkpoints'
+  assert sorted(p.name for p in checkpoints.iterdir()
+                if p.name.isdigit()) == ['2', '3']
+  assert (checkpoints / '3' / 'data_iterator' / 'process_0.json').exists()
+
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  counter = _Counter()
+  ckpt.restore_data_iterator(3, counter)
+  assert counter.position == 7
+  with pytest.raises(FileNotFoundError, match='No data position'):
+    ckpt.restore_data_iterator(2, counter)
+  ckpt.close()
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
