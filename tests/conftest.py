@@ -37,7 +37,8 @@ def _user_environment(fast_compile=False):
   This process runs with 8 fake devices and NPROC=16 (above), which makes
   single-device training on 2 cores about 1.6x slower (16 threads compete
   for 2 cores). Subprocess runs of the CLIs drop both, as a user's shell
-  would not have them; the compilation cache stays shared.
+  would not have them (XLA_FLAGS becomes the one-thread flag below); the
+  compilation cache stays shared.
   """
   env = dict(os.environ)
   env.pop('NPROC', None)

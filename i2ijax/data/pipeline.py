@@ -292,6 +292,7 @@ def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
   build = functools.partial(_train_dataset, data_cfg, batch_size,
                             process_index=process_index,
                             process_count=process_count, balanced=balanced)
+  # As JSON reads them back (tuples become lists), to compare with a save.
   return TrainIterator(build, seed=seed, process_index=process_index,
                        settings=json.loads(json.dumps(settings)))
 
