@@ -1,7 +1,8 @@
 """Evaluates a trained run: `python -m i2ijax.evaluate --workdir=W`.
 
 Restores the latest (or `--step`) checkpoint and its config, computes the
-metrics of `config.eval.metrics` (or `--metrics=oracle,fid,kid,lpips,ndb`),
+metrics of `config.eval.metrics` (or `--metrics=oracle,fid,kid,lpips,ndb`
+or `--metrics=fid,kid,lpips,ndb,domain_acc`),
 prints them and writes `W/eval/metrics.json` (a flat JSON object of metric
 name to number) and `W/eval/metrics.md`.
 
@@ -9,8 +10,11 @@ name to number) and `W/eval/metrics.md`.
 `mode_coverage` and `modes_per_input` (random styles),
 `domain_acc_reference` / `content_iou_reference` (styles encoded from
 target-domain images; oracle networks, see `i2ijax.metrics.shapes_metrics`)
-and, for mixture models, `cluster_acc`. `fid`, `kid`, `lpips`, `ndb` (any
-source with known domains): `i2ijax.metrics.distribution_metrics`.
+and, for mixture models, `cluster_acc`. `fid`, `kid`, `lpips`, `ndb` and
+`domain_acc` (any source with known domains; `domain_acc` is judged by a
+domain classifier trained on the source's real images, whose real test
+accuracy is `domain_classifier/real_test_acc`):
+`i2ijax.metrics.distribution_metrics`.
 """
 
 import json
@@ -33,7 +37,7 @@ def _define_flags():
   flags.DEFINE_integer('oracle_steps', None,
                        'Override config.eval.oracle_steps (shapes oracles).')
   flags.DEFINE_string('metrics', None, 'Override config.eval.metrics, e.g. '
-                      'oracle,fid,kid,lpips,ndb.')
+                      'oracle,fid,kid,lpips,ndb or fid,kid,domain_acc.')
   flags.mark_flag_as_required('workdir')
 
 
@@ -52,7 +56,8 @@ def compute_metrics(config: ml_collections.ConfigDict, objective, state,
       eval_cfg.get('metrics', 'oracle'))
   if 'oracle' in requested and config.data.name != 'shapes':
     logging.warning('No oracle metrics for data source %r: they need the '
-                    'shapes benchmark (use --metrics=fid,kid,lpips,ndb).',
+                    'shapes benchmark (use --metrics=fid,kid,lpips,ndb,'
+                    'domain_acc).',
                     config.data.name)
     requested = tuple(m for m in requested if m != 'oracle')
   if not requested:
@@ -75,7 +80,8 @@ def compute_metrics(config: ml_collections.ConfigDict, objective, state,
   if set(requested) - {'oracle'}:
     from i2ijax.data import pipeline  # pylint: disable=g-import-not-at-top
     counts = {k: eval_cfg.get(k, default) for k, default in (
-        ('lpips_inputs', 100), ('lpips_styles', 20), ('ndb_bins', 100))}
+        ('lpips_inputs', 100), ('lpips_styles', 20), ('ndb_bins', 100),
+        ('classifier_steps', 1000), ('classifier_examples', 1000))}
     metrics.update(distribution_metrics.distribution_metrics(
         translate, config.data,
         pipeline.get_data_spec(config.data).domain_names, requested,

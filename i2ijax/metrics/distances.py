@@ -88,15 +88,30 @@ def polynomial_mmd2(x, y, degree: int = 3, gamma: float | None = None,
                - 2 * kernel(x, y).mean())
 
 
+def kid_subset_size(n1: int, n2: int, subset_size: int = 1000) -> int:
+  """min(subset_size, max(2, min(N₁, N₂) // 2)): subsets of at most half
+  the smaller set, so that they differ from draw to draw."""
+  return min(subset_size, max(2, min(n1, n2) // 2))
+
+
 def kid(features1, features2, num_subsets: int = 100,
         subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
   """KID: mean and std of `polynomial_mmd2` over random subsets.
 
-  Each subset draws min(subset_size, N₁, N₂) samples without replacement
-  from each set (a numpy Generator seeded with `seed`).
+  Each subset draws `kid_subset_size(N₁, N₂, subset_size)` samples without
+  replacement from each set (a numpy Generator seeded with `seed`): the
+  full `subset_size` when both sets hold at least twice as many, else half
+  the smaller set (at least 2). Subsets of a whole set would all be equal
+  and give std 0. Every subset's MMD² is unbiased, so the mean estimates the
+  same quantity at any size (averaged over all subsets it is the whole-set
+  MMD²); the std is the spread of one subset's estimate at that size, which
+  overstates the error of the mean.
   """
   f1, f2 = np.asarray(features1), np.asarray(features2)
-  size = min(subset_size, len(f1), len(f2))
+  if len(f1) < 2 or len(f2) < 2:
+    raise ValueError(f'KID needs at least 2 samples per set, got '
+                     f'{len(f1)} and {len(f2)}.')
+  size = kid_subset_size(len(f1), len(f2), subset_size)
   rng = np.random.default_rng(seed)
   values = [polynomial_mmd2(f1[rng.choice(len(f1), size, replace=False)],
                             f2[rng.choice(len(f2), size, replace=False)])

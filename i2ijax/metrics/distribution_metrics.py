@@ -1,5 +1,6 @@
-"""FID, KID, LPIPS diversity and NDB / JSD of a translator, for any data
-source whose domains are known (shapes, image folders, TFDS splits).
+"""FID, KID, LPIPS diversity, NDB / JSD and domain accuracy of a
+translator, for any data source whose domains are known (shapes, image
+folders, TFDS splits).
 
 Protocol (spec `mdmm_gmvae.md`, evaluation; counts are recorded in the
 config next to every result):
@@ -7,8 +8,9 @@ config next to every result):
     every other domain s translated into t, one random style each;
   * `fid/to_<t>` (Fréchet distance of InceptionV3 pool features, float64
     on the host) and `kid/to_<t>` ± `kid_std/to_<t>` (unbiased cubic-kernel
-    MMD², mean and std over 100 subsets) against at most `num_examples`
-    real test images of t; `fid` and `kid` are the means over targets.
+    MMD², mean and std over 100 subsets, `distances.kid`) against at most
+    `num_examples` real test images of t; `fid` and `kid` are the means
+    over targets.
     With a few hundred images FID is biased upwards: compare runs only at
     equal counts (KID is unbiased);
   * `lpips/<s>-><t>` and their mean `lpips`: mean LPIPS (AlexNet, v0.1)
@@ -19,7 +21,14 @@ config next to every result):
     `jsd`: k-means bins (`ndb_bins`, at most a tenth of the training images)
     of the training images of t, average-pooled to `ndb_size` pixels, vs the
     generated set of t (two-proportion z-test, α = 0.05; Richardson & Weiss
-    2018).
+    2018);
+  * `domain_acc/to_<t>` and their mean `domain_acc`: the fraction of the
+    generated set of t that a domain classifier puts in t, trained on the
+    real training images of the selected domains (`domain_classifier`,
+    cached; `classifier_steps` steps, `classifier_examples` images per
+    domain); its accuracy on real test images is reported next to it as
+    `domain_classifier/real_test_acc`. On `shapes` the `oracle` metrics
+    report a `domain_acc` too (their own judge): request one of the two.
 Real-image Inception statistics are cached per dataset, split, resolution
 and domain (`reference_stats`).
 """
@@ -31,10 +40,11 @@ import jax
 import numpy as np
 
 from i2ijax.metrics import distances
+from i2ijax.metrics import domain_classifier
 from i2ijax.metrics import reference_stats
 from i2ijax.metrics import shapes_metrics
 
-METRICS = ('fid', 'kid', 'lpips', 'ndb')
+METRICS = ('fid', 'kid', 'lpips', 'ndb', 'domain_acc')
 
 
 def parse_metrics(names: str | Sequence[str]) -> tuple[str, ...]:
@@ -47,6 +57,11 @@ def parse_metrics(names: str | Sequence[str]) -> tuple[str, ...]:
   if unknown:
     raise shapes_metrics.MetricsInputError(
         f'Unknown metrics {unknown}; known: oracle, {", ".join(METRICS)}.')
+  if {'oracle', 'domain_acc'} <= set(names):
+    raise shapes_metrics.MetricsInputError(
+        "Metrics 'oracle' and 'domain_acc' both report domain_acc (judged "
+        'by the shapes oracle or by a domain classifier trained on the '
+        'source): request one of them.')
   return names
 
 
@@ -85,6 +100,7 @@ def distribution_metrics(
     num_examples: int, batch_size: int, rng: jax.Array,
     lpips_inputs: int = 100, lpips_styles: int = 20, ndb_bins: int = 100,
     ndb_size: int = 16, ndb_train_examples: int = 2000,
+    classifier_steps: int = 1000, classifier_examples: int = 1000,
     arrays_fn: Callable[..., dict[str, np.ndarray]] | None = None,
     feature_fn: Callable[[np.ndarray], Any] | None = None,
     extractor: str = reference_stats.INCEPTION_ID,
@@ -102,13 +118,15 @@ def distribution_metrics(
     num_examples: test images per domain (inputs and real sets).
     batch_size: translator and feature-network batch size.
     rng: a `jax.random.key`.
-    lpips_inputs, lpips_styles, ndb_bins, ndb_size, ndb_train_examples: the
-      protocol's counts (module docstring).
+    lpips_inputs, lpips_styles, ndb_bins, ndb_size, ndb_train_examples,
+      classifier_steps, classifier_examples: the protocol's counts (module
+      docstring).
     arrays_fn: default `pipeline.load_eval_arrays` (tests inject arrays).
     feature_fn, extractor: image batch → (B, D) features and the name that
       keys their cached statistics (default InceptionV3 for FID).
     lpips_fn: (x0, x1) → (B,) distances (default LPIPS AlexNet).
-    cache_dir: reference statistics cache (default ~/.cache/i2ijax).
+    cache_dir: reference statistics and domain classifier cache (default
+      ~/.cache/i2ijax/{reference_stats,oracles}).
   """
   metrics = set(parse_metrics(metrics)) - {'oracle'}
   if not metrics:
@@ -129,7 +147,8 @@ def distribution_metrics(
           _translate_all(translate_fn, test[s], s, t, batch_size,
                          pair_rng(s, t, 0))
           for s in range(num_domains) if s != t])
-      for t in range(num_domains)} if metrics & {'fid', 'kid', 'ndb'} else {}
+      for t in range(num_domains)} if metrics & {'fid', 'kid', 'ndb',
+                                                 'domain_acc'} else {}
 
   if metrics & {'fid', 'kid'}:
     if feature_fn is None:
@@ -178,7 +197,18 @@ def distribution_metrics(
       for key, value in result.items():
         out[f'{key}/to_{name}'] = value
 
-  for key in ('fid', 'kid', 'lpips', 'ndb_ratio', 'jsd'):
+  if 'domain_acc' in metrics:
+    classifier = domain_classifier.get_domain_classifier(
+        data_cfg, domain_names, steps=classifier_steps,
+        max_examples=classifier_examples, cache_dir=cache_dir,
+        arrays_fn=arrays_fn)
+    for t, name in enumerate(domain_names):
+      out[f'domain_acc/to_{name}'] = domain_classifier.domain_acc(
+          classifier, generated[t], t)
+    out['domain_classifier/real_test_acc'] = classifier.test_scores[
+        'domain_acc_real']
+
+  for key in ('fid', 'kid', 'lpips', 'ndb_ratio', 'jsd', 'domain_acc'):
     values = [v for k, v in out.items() if k.startswith(key + '/')]
     if values:
       out[key] = float(np.mean(values))

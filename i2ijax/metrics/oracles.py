@@ -13,7 +13,9 @@ They are trained jointly (one Adam step updates all three parameter sets; the
 losses are independent, so this equals three separate trainings) with
 softmax cross-entropy / per-pixel sigmoid cross-entropy, random horizontal
 flips and a little Gaussian pixel noise. Their scores on the real *test*
-images are kept in `Oracles.test_scores`.
+images are kept in `Oracles.test_scores`. The same recipe trains the domain
+head alone for sources without modes or masks (`heads=('domain',)`, the
+domain classifier of `domain_classifier.py`).
 
 The trained parameters are cached on disk, keyed by the dataset name, sizes,
 selected domains, steps, seed and `CACHE_VERSION`. The cache directory is the
@@ -52,6 +54,7 @@ from i2ijax.data import shapes_render
 # Bump when the networks, their training or the stored format change.
 CACHE_VERSION = 2
 PACKAGED_DIR = os.path.join(os.path.dirname(__file__), 'pretrained')
+HEADS = ('domain', 'mode', 'mask')
 _EVAL_BATCH = 256
 
 
@@ -146,9 +149,11 @@ class Oracles:
     domain_names: the selected domains, in label order.
     num_modes: style modes per domain (label = domain * num_modes + mode).
     image_size: the resolution the networks were trained at.
-    params: {'domain', 'mode', 'mask'} → linen params.
-    test_scores: {'domain_acc_real', 'mode_acc_real', 'mask_iou_real'} on the
-      real test images (empty until `evaluate_real` is run).
+    params: {'domain', 'mode', 'mask'} (or a subset, e.g. {'domain'}) →
+      linen params.
+    test_scores: {'domain_acc_real', 'mode_acc_real', 'mask_iou_real'} (of
+      the heads present) on the real test images (empty until
+      `evaluate_real` is run).
   """
 
   def __init__(self, domain_names: Sequence[str], num_modes: int,
@@ -163,7 +168,7 @@ class Oracles:
     # Trained domain index -> reported index (-1: not a selected domain).
     self._domain_map = np.arange(len(self.domain_names))
     nets = build_networks(len(self.domain_names), self.num_modes,
-                          self.image_size)
+                          self.image_size, heads=self.heads)
     self._domain_fn = jax.jit(lambda p, x: jnp.argmax(
         nets['domain'].apply({'params': p}, x), -1))
     self._mode_fn = jax.jit(lambda p, x: jnp.argmax(
@@ -194,6 +199,17 @@ class Oracles:
   def num_domains(self) -> int:
     return len(self.domain_names)
 
+  @property
+  def heads(self) -> tuple[str, ...]:
+    """The trained networks, in `HEADS` order."""
+    return tuple(h for h in HEADS if h in self.params)
+
+  def _head_params(self, head: str):
+    if head not in self.params:
+      raise OracleError(f'These oracles have no {head!r} network (trained '
+                        f'heads: {self.heads}).')
+    return self.params[head]
+
   def _check_images(self, images) -> np.ndarray:
     images = np.asarray(images, np.float32)
     expected = (self.image_size, self.image_size, 3)
@@ -207,15 +223,17 @@ class Oracles:
   def domain(self, images) -> np.ndarray:
     """Predicted domain index, int (n,), for images (n, S, S, 3)."""
     images = self._check_images(images)
-    trained = _batched(lambda x: self._domain_fn(self.params['domain'], x),
-                       images, _EVAL_BATCH)
+    params = self._head_params('domain')
+    trained = _batched(lambda x: self._domain_fn(params, x), images,
+                       _EVAL_BATCH)
     return self._domain_map[trained].astype(np.int32)
 
   def mode(self, images) -> np.ndarray:
     """Predicted domain * num_modes + mode, int (n,)."""
     images = self._check_images(images)
-    trained = _batched(lambda x: self._mode_fn(self.params['mode'], x),
-                       images, _EVAL_BATCH)
+    params = self._head_params('mode')
+    trained = _batched(lambda x: self._mode_fn(params, x), images,
+                       _EVAL_BATCH)
     domain = self._domain_map[trained // self.num_modes]
     return np.where(domain >= 0, domain * self.num_modes
                     + trained % self.num_modes, -1).astype(np.int32)
@@ -223,21 +241,26 @@ class Oracles:
   def mask(self, images) -> np.ndarray:
     """Predicted shape mask, bool (n, S, S)."""
     images = self._check_images(images)
-    return _batched(lambda x: self._mask_fn(self.params['mask'], x),
-                    images, _EVAL_BATCH).astype(bool)
+    params = self._head_params('mask')
+    return _batched(lambda x: self._mask_fn(params, x), images,
+                    _EVAL_BATCH).astype(bool)
 
   def evaluate_real(self, test_arrays: Sequence[dict[str, np.ndarray]]
                     ) -> dict[str, float]:
-    """Scores the oracles on real test arrays (one dict per domain)."""
-    data = _concat(test_arrays)
-    self.test_scores = {
-        'domain_acc_real': float(
-            np.mean(self.domain(data['image']) == data['domain'])),
-        'mode_acc_real': float(
-            np.mean(self.mode(data['image']) == data['label'])),
-        'mask_iou_real': float(np.mean(
-            mask_iou(self.mask(data['image']), data['mask']))),
-    }
+    """Scores the trained heads on real test arrays (one dict per domain,
+    with the keys `train_oracles` needs for those heads)."""
+    data = _concat(test_arrays, self.num_modes)
+    scores = {}
+    if 'domain' in self.heads:
+      scores['domain_acc_real'] = float(
+          np.mean(self.domain(data['image']) == data['domain']))
+    if 'mode' in self.heads:
+      scores['mode_acc_real'] = float(
+          np.mean(self.mode(data['image']) == data['label']))
+    if 'mask' in self.heads:
+      scores['mask_iou_real'] = float(np.mean(
+          mask_iou(self.mask(data['image']), data['mask'])))
+    self.test_scores = scores
     return self.test_scores
 
 
@@ -249,41 +272,58 @@ def mask_iou(pred, true) -> np.ndarray:
   return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
-def build_networks(num_domains: int, num_modes: int,
-                   image_size: int) -> dict[str, nn.Module]:
-  """The three oracle modules for a data configuration."""
-  return {
-      'domain': ClassifierNet(num_classes=num_domains),
-      'mode': ClassifierNet(num_classes=num_domains * num_modes),
-      'mask': SegmenterNet(depth=segmenter_depth(image_size)),
+def build_networks(num_domains: int, num_modes: int, image_size: int,
+                   heads: Sequence[str] = HEADS) -> dict[str, nn.Module]:
+  """The oracle modules (`heads`, a subset of HEADS) for a data
+  configuration."""
+  unknown = sorted(set(heads) - set(HEADS))
+  if unknown or not heads:
+    raise OracleError(f'Unknown oracle heads {unknown or heads}; choose '
+                      f'from {HEADS}.')
+  builders = {
+      'domain': lambda: ClassifierNet(num_classes=num_domains),
+      'mode': lambda: ClassifierNet(num_classes=num_domains * num_modes),
+      'mask': lambda: SegmenterNet(depth=segmenter_depth(image_size)),
   }
+  return {h: builders[h]() for h in HEADS if h in heads}
 
 
 # ----------------------------------------------------------------------------
 # Training.
 
 
-def _concat(arrays: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  """Joins per-domain arrays; adds 'label' = domain * NUM_MODES + mode."""
+def _concat(arrays: Sequence[dict[str, np.ndarray]],
+            num_modes: int) -> dict[str, np.ndarray]:
+  """Joins per-domain arrays ('image', 'domain' and, where all have them,
+  'mode' and 'mask'); with modes adds 'label' = domain * num_modes + mode."""
+  keys = ['image', 'domain'] + [k for k in ('mode', 'mask')
+                                if all(k in a for a in arrays)]
   out = {k: np.concatenate([np.asarray(a[k]) for a in arrays], 0)
-         for k in ('image', 'domain', 'mode', 'mask')}
+         for k in keys}
   out['image'] = out['image'].astype(np.float32)
   out['domain'] = out['domain'].astype(np.int32)
-  out['label'] = (out['domain'] * shapes_render.NUM_MODES
-                  + out['mode']).astype(np.int32)
+  if 'mode' in out:
+    out['label'] = (out['domain'] * num_modes + out['mode']).astype(np.int32)
   return out
+
+
+# The batch key of each head's target (softmax cross-entropy for the
+# classifiers, per-pixel sigmoid cross-entropy for 'mask').
+_TARGETS = {'domain': 'domain', 'mode': 'label', 'mask': 'mask'}
 
 
 def train_oracles(train_arrays: Sequence[dict[str, np.ndarray]],
                   domain_names: Sequence[str], image_size: int, *,
                   steps: int, seed: int = 0, batch_size: int = 64,
-                  learning_rate: float = 3e-3,
-                  noise_std: float = 0.03) -> Oracles:
-  """Trains the three oracles jointly on per-domain training arrays.
+                  learning_rate: float = 3e-3, noise_std: float = 0.03,
+                  heads: Sequence[str] = HEADS,
+                  num_modes: int = shapes_render.NUM_MODES) -> Oracles:
+  """Trains the oracles of `heads` jointly on per-domain training arrays.
 
   Args:
     train_arrays: one dict per selected domain with 'image' (n, S, S, 3)
-      float32 in [-1, 1], 'domain' (n,), 'mode' (n,) and 'mask' (n, S, S).
+      float32 in [-1, 1], 'domain' (n,) and, for the 'mode' and 'mask'
+      heads, 'mode' (n,) and 'mask' (n, S, S).
     domain_names: the selected domains, in label order.
     image_size: S.
     steps: Adam steps (batch `batch_size`, sampled uniformly with
@@ -292,14 +332,22 @@ def train_oracles(train_arrays: Sequence[dict[str, np.ndarray]],
     batch_size: examples per step.
     learning_rate: Adam learning rate (cosine-decayed to 0 over `steps`).
     noise_std: std of the Gaussian pixel noise added during training.
+    heads: the networks to train (a subset of HEADS).
+    num_modes: style modes per domain (the 'mode' head's classes / domain).
 
   Returns:
     Oracles without test scores.
   """
-  data = _concat(train_arrays)
+  data = _concat(train_arrays, num_modes)
   n = data['image'].shape[0]
-  num_domains, num_modes = len(domain_names), shapes_render.NUM_MODES
-  nets = build_networks(num_domains, num_modes, image_size)
+  num_domains = len(domain_names)
+  nets = build_networks(num_domains, num_modes, image_size, heads)
+  missing = [_TARGETS[h] for h in nets if _TARGETS[h] not in data]
+  if missing:
+    raise OracleError(f'Training the oracle heads {tuple(nets)} needs '
+                      f'{missing} in the training arrays.')
+  if n == 0:
+    raise OracleError('No training images for the oracles.')
   key = jax.random.key(seed)
   init_key, aug_key = jax.random.split(key)
   dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
@@ -310,18 +358,15 @@ def train_oracles(train_arrays: Sequence[dict[str, np.ndarray]],
   opt_state = tx.init(params)
 
   def loss_fn(params, batch):
-    images = batch['image']
-    domain_logits = nets['domain'].apply({'params': params['domain']}, images)
-    mode_logits = nets['mode'].apply({'params': params['mode']}, images)
-    mask_logits = nets['mask'].apply({'params': params['mask']}, images)
-    domain_loss = optax.softmax_cross_entropy_with_integer_labels(
-        domain_logits, batch['domain']).mean()
-    mode_loss = optax.softmax_cross_entropy_with_integer_labels(
-        mode_logits, batch['label']).mean()
-    mask_loss = optax.sigmoid_binary_cross_entropy(
-        mask_logits, batch['mask']).mean()
-    return domain_loss + mode_loss + mask_loss, (domain_loss, mode_loss,
-                                                 mask_loss)
+    losses = {}
+    for head, net in nets.items():
+      logits = net.apply({'params': params[head]}, batch['image'])
+      target = batch[_TARGETS[head]]
+      losses[head] = (
+          optax.sigmoid_binary_cross_entropy(logits, target) if head == 'mask'
+          else optax.softmax_cross_entropy_with_integer_labels(
+              logits, target)).mean()
+    return sum(losses.values()), losses
 
   @jax.jit
   def train_step(params, opt_state, batch, step):
@@ -330,24 +375,26 @@ def train_oracles(train_arrays: Sequence[dict[str, np.ndarray]],
     flip = jax.random.bernoulli(flip_key, 0.5, (batch['image'].shape[0],))
     image = jnp.where(flip[:, None, None, None],
                       batch['image'][:, :, ::-1], batch['image'])
-    mask = jnp.where(flip[:, None, None], batch['mask'][:, :, ::-1],
-                     batch['mask']).astype(jnp.float32)
     image = image + noise_std * jax.random.normal(noise_key, image.shape)
-    batch = dict(batch, image=image, mask=mask)
+    batch = dict(batch, image=image)
+    if 'mask' in batch:
+      batch['mask'] = jnp.where(flip[:, None, None], batch['mask'][:, :, ::-1],
+                                batch['mask']).astype(jnp.float32)
     grads, losses = jax.grad(loss_fn, has_aux=True)(params, batch)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, losses
 
   rng = np.random.default_rng(seed)
   start = time.time()
+  batch_keys = ['image'] + sorted({_TARGETS[h] for h in nets})
   for step in range(steps):
     idx = rng.integers(0, n, batch_size)
-    batch = {k: data[k][idx] for k in ('image', 'domain', 'label', 'mask')}
+    batch = {k: data[k][idx] for k in batch_keys}
     params, opt_state, losses = train_step(params, opt_state, batch, step)
     if step % 200 == 0 or step == steps - 1:
-      logging.info('oracle step %d: losses domain %.4f mode %.4f mask %.4f',
-                   step, *map(float, losses))
-  logging.info('trained shapes oracles: %d steps in %.1f s', steps,
+      logging.info('oracle step %d: losses %s', step, ' '.join(
+          f'{h} {float(v):.4f}' for h, v in losses.items()))
+  logging.info('trained oracles %s: %d steps in %.1f s', tuple(nets), steps,
                time.time() - start)
   params = jax.tree.map(np.asarray, params)
   return Oracles(domain_names, num_modes, image_size, params)
@@ -380,16 +427,17 @@ def cache_key(data_cfg, domain_names: Sequence[str], steps: int,
   }
 
 
-def cache_path(cache_dir: str | None, key: dict[str, Any]) -> str:
-  """File of the cached oracles for `key`."""
+def cache_path(cache_dir: str | None, key: dict[str, Any],
+               prefix: str = '') -> str:
+  """File of the cached oracles for `key` (`prefix` starts its name)."""
   cache_dir = (cache_dir or os.environ.get('I2IJAX_CACHE')
                or os.path.join(os.path.expanduser('~'), '.cache', 'i2ijax',
                                'oracles'))
   digest = hashlib.sha256(
       json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
   name = ''.join(c if c.isalnum() else '_' for c in key['name'])
-  return os.path.join(cache_dir,
-                      f'{name}_{key["image_size"]}px_{digest}.msgpack')
+  return os.path.join(
+      cache_dir, f'{prefix}{name}_{key["image_size"]}px_{digest}.msgpack')
 
 
 def save_oracles(path: str, oracles: Oracles, key: dict[str, Any]) -> None:
@@ -431,6 +479,31 @@ def load_oracles(path: str, key: dict[str, Any] | None = None
                  {k: float(v) for k, v in state['test_scores'].items()})
 
 
+def load_or_train(key: dict[str, Any], train_fn: Callable[[], Oracles], *,
+                  cache_dir: str | None = None, prefix: str = '',
+                  packaged: bool = False, what: str = 'oracles') -> Oracles:
+  """The cached oracles of `key`, else `train_fn()`, then cached.
+
+  Looks in `cache_dir` (see `cache_path`) and, with `packaged`, in
+  PACKAGED_DIR; on a miss `train_fn` returns trained oracles with their
+  real test scores, which are saved under `cache_dir`. `what` names them
+  in the log.
+  """
+  path = cache_path(cache_dir, key, prefix)
+  candidates = [path] + ([cache_path(PACKAGED_DIR, key, prefix)]
+                         if packaged else [])
+  for candidate in candidates:
+    oracles = load_oracles(candidate, key)
+    if oracles is not None:
+      logging.info('loaded %s from %s (real test scores %s)', what,
+                   candidate, oracles.test_scores)
+      return oracles
+  oracles = train_fn()
+  logging.info('%s real test scores: %s', what, oracles.test_scores)
+  save_oracles(path, oracles, key)
+  return oracles
+
+
 def get_oracles(data_cfg, *, steps: int, seed: int = 0,
                 cache_dir: str | None = None,
                 arrays_fn: Callable[..., dict[str, np.ndarray]] | None = None,
@@ -470,24 +543,19 @@ def get_oracles(data_cfg, *, steps: int, seed: int = 0,
                          cache_dir=cache_dir).restricted_to(spec.domain_names)
   arrays_fn = arrays_fn or _default_arrays_fn
   domain_names = tuple(spec.domain_names)
-  key = cache_key(data_cfg, domain_names, steps, seed)
-  path = cache_path(cache_dir, key)
-  for candidate in (path, cache_path(PACKAGED_DIR, key)):
-    oracles = load_oracles(candidate, key)
-    if oracles is not None:
-      logging.info('loaded shapes oracles from %s (real test scores %s)',
-                   candidate, oracles.test_scores)
-      return oracles
-  train = [arrays_fn(data_cfg, d, split='train')
-           for d in range(len(domain_names))]
-  oracles = train_oracles(train, domain_names, int(data_cfg.image_size),
-                          steps=steps, seed=seed)
-  test = [arrays_fn(data_cfg, d, split='test')
-          for d in range(len(domain_names))]
-  scores = oracles.evaluate_real(test)
-  logging.info('shapes oracle test scores: %s', scores)
-  save_oracles(path, oracles, key)
-  return oracles
+
+  def train():
+    train = [arrays_fn(data_cfg, d, split='train')
+             for d in range(len(domain_names))]
+    oracles = train_oracles(train, domain_names, int(data_cfg.image_size),
+                            steps=steps, seed=seed)
+    oracles.evaluate_real([arrays_fn(data_cfg, d, split='test')
+                           for d in range(len(domain_names))])
+    return oracles
+
+  return load_or_train(cache_key(data_cfg, domain_names, steps, seed), train,
+                       cache_dir=cache_dir, packaged=True,
+                       what='shapes oracles')
 
 
 def main(argv):

@@ -109,6 +109,37 @@ def test_kid_is_zero_for_same_and_positive_for_shifted_distributions():
       shifted, shifted_std)
 
 
+def test_kid_of_small_sets_draws_half_subsets():
+  """Sets smaller than the subset size: subsets of half the smaller set, so
+  the std is not 0, and their mean is the whole-set MMD² up to its Monte
+  Carlo error (every subset is an unbiased estimate of it)."""
+  assert distances.kid_subset_size(40, 300, 1000) == 20
+  assert distances.kid_subset_size(3, 10, 1000) == 2
+  assert distances.kid_subset_size(2500, 2000, 1000) == 1000
+  assert distances.kid_subset_size(1500, 2000, 1000) == 750
+  rng = np.random.default_rng(6)
+  x, y = rng.normal(size=(40, 8)), rng.normal(size=(300, 8)) + 0.5
+  mean, std = distances.kid(x, y, num_subsets=100)
+  whole = distances.polynomial_mmd2(x, y)
+  assert std > 0.05 * whole
+  assert abs(mean - whole) < 4 * std / np.sqrt(100)
+  with pytest.raises(ValueError, match='at least 2 samples'):
+    distances.kid(x[:1], y)
+
+
+def test_kid_of_large_sets_keeps_the_full_subset_size():
+  """At least twice `subset_size` in both sets: the subsets are those of
+  the plain rule, min(subset_size, N₁, N₂) draws of the seeded Generator."""
+  rng = np.random.default_rng(7)
+  x, y = rng.normal(size=(250, 4)), rng.normal(size=(220, 4)) + 0.2
+  draws = np.random.default_rng(3)
+  expected = [distances.polynomial_mmd2(
+      x[draws.choice(250, 100, replace=False)],
+      y[draws.choice(220, 100, replace=False)]) for _ in range(10)]
+  assert distances.kid(x, y, num_subsets=10, subset_size=100, seed=3) == (
+      float(np.mean(expected)), float(np.std(expected)))
+
+
 def test_inception_score_extremes():
   eye = np.eye(10)
   confident_uniform = np.repeat(eye, 5, axis=0)   # each class equally often
