@@ -35,9 +35,9 @@ EPOCH_STEPS = {'horse2zebra': 1334, 'apple2orange': 1019,
 def cyclegan_config() -> ml_collections.ConfigDict:
   """The reference defaults (spec §2.5 options table), at 256 px."""
   config = config_lib.base_config()
-  config.model = ml_collections.ConfigDict(dict(
+  config.model = config_lib.model_config(
       name='cyclegan', width=64, dis_width=64, n_res=9, dis_layers=3,
-      pool_size=50))
+      pool_size=50)
   config.loss = ml_collections.ConfigDict(dict(
       gan=1.0, cycle_a=10.0, cycle_b=10.0, identity=0.5))
   groups = {}

@@ -37,7 +37,7 @@ _TFDS = ('summer2winter_yosemite', 'apple2orange', 'horse2zebra')
 def munit_config() -> ml_collections.ConfigDict:
   """The reference MUNIT (edges2shoes settings, spec §9) on 256 px data."""
   config = config_lib.base_config()
-  config.model = ml_collections.ConfigDict(dict(
+  config.model = config_lib.model_config(
       name='munit',
       width=64,            # gen `dim`: content has width·2^n_downsample ch.
       style_dim=8,
@@ -48,7 +48,7 @@ def munit_config() -> ml_collections.ConfigDict:
       dis_layers=4,        # stride-2 layers per D scale (`n_layer`)
       dis_scales=3,
       gan_type='lsgan',    # or 'nsgan'
-  ))
+  )
   config.loss = ml_collections.ConfigDict(dict(
       gan=1.0, recon_x=10.0, recon_s=1.0, recon_c=1.0,
       recon_x_cyc=0.0, vgg=0.0))

@@ -38,7 +38,7 @@ _TFDS = ('summer2winter_yosemite', 'apple2orange', 'horse2zebra')
 def tunit_config() -> ml_collections.ConfigDict:
   """The reference TUNIT (unsupervised, AnimalFaces-10 settings)."""
   config = config_lib.base_config()
-  config.model = ml_collections.ConfigDict(dict(
+  config.model = config_lib.model_config(
       name='tunit',
       num_clusters=10,       # K pseudo-domains (output_k)
       style_dim=128,
@@ -55,7 +55,7 @@ def tunit_config() -> ml_collections.ConfigDict:
       bn_copy_every=1000,    # copy E's BN statistics into E_EMA (one epoch)
       color_jitter=True,     # in x+ (off for two-domain sets)
       joint_training=True,   # False: E gets no gradient from L_G (§1.7.4)
-  ))
+  )
   config.loss = ml_collections.ConfigDict(dict(
       adv=1.0, rec=0.1, style=0.01, gp=10.0, iic=5.0, e_after_warmup=0.1))
   e = config_lib.optim_config(1e-4)

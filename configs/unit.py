@@ -45,7 +45,7 @@ _FOLDERS = ('edges2shoes', 'edges2handbags')
 def unit_config() -> ml_collections.ConfigDict:
   """The v1 UNIT config (unit_edges2shoes_folder.yaml, spec §4.7, §9)."""
   config = config_lib.base_config()
-  config.model = ml_collections.ConfigDict(dict(
+  config.model = config_lib.model_config(
       name='unit',
       width=64,               # gen.dim: encoder stem width (latent 4·width)
       n_downsample=2,
@@ -63,7 +63,7 @@ def unit_config() -> ml_collections.ConfigDict:
       dis_init='gaussian',    # discriminators: N(0, 0.02²), bias 0
       gan_type='lsgan',       # or 'nsgan'
       sample_at_test=False,   # test-time z = mean (v1); True adds N(0, I)
-  ))
+  )
   config.loss = ml_collections.ConfigDict(dict(
       gan=1.0, recon_x=10.0, recon_kl=0.01, recon_x_cyc=10.0,
       recon_kl_cyc=0.01,

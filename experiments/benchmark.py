@@ -14,10 +14,12 @@ TensorFlow import):
 One iteration is what the reference loop does per iteration: for MDMM the D
 updates then the EG / G-alone updates (`train_step`); MDMM's content-D-only
 iterations (`content_d_step`) are timed separately as `content_d_*`.
+`--dtype=bfloat16` (mixed precision) and `--remat` set `config.model.dtype`
+and `config.model.remat`; the record names both (`dtype`, `remat`).
 
 Prints one JSON line per run. Fields may be overridden as in `main`:
   python experiments/benchmark.py --config=configs/gmvae_mdmm.py:apple2orange \\
-      --config.data.image_size=216 --steps=20
+      --config.data.image_size=216 --steps=20 --dtype=bfloat16
 """
 
 import json
@@ -43,8 +45,11 @@ flags.DEFINE_integer('warmup', 3, 'Untimed iterations after compilation.')
 flags.DEFINE_integer('num_domains', None, 'Domains of the synthetic data '
                      '(default: len(config.data.domains), else 2 for '
                      'cycle_gan/* sources and 3 otherwise).')
-flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
-                  'Compute dtype (config.model.dtype).')
+flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16'],
+                  'Compute dtype: sets config.model.dtype (default: the '
+                  "config's, float32).")
+flags.DEFINE_bool('remat', None, 'Rematerialise the large blocks: sets '
+                  "config.model.remat (default: the config's, off).")
 
 
 def _num_domains(config) -> int:
@@ -110,6 +115,7 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
   record = {
       'model': config.model.name, 'image_size': size,
       'batch_size': batch_size, 'dtype': config.model.get('dtype', 'float32'),
+      'remat': bool(config.model.get('remat', False)),
       'compile_s': round(main['compile_s'], 2),
       'sec_per_iter_median': main['median'], 'sec_per_iter_min': main['min'],
       'images_per_s': batch_size / main['median'],
@@ -132,15 +138,26 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
   return record
 
 
+def set_compute_options(config, dtype=None, remat=None):
+  """Sets `config.model.dtype` / `.remat` to the flags' values if given.
+
+  Exits naming the field if the model's config has no such field.
+  """
+  for field, value in (('dtype', dtype), ('remat', remat)):
+    if value is None:
+      continue
+    if field not in config.model:
+      sys.exit(f'{config.model.name} has no config.model.{field}: '
+               f'--{field}={value} is not supported for it yet.')
+    config.model[field] = value
+  return config
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  config = flags.FLAGS.config
-  if flags.FLAGS.dtype != 'float32':
-    if 'dtype' not in config.model:
-      sys.exit(f'{config.model.name} has no config.model.dtype: '
-               f'--dtype={flags.FLAGS.dtype} is not supported for it yet.')
-    config.model.dtype = flags.FLAGS.dtype
+  config = set_compute_options(flags.FLAGS.config, flags.FLAGS.dtype,
+                               flags.FLAGS.remat)
   record = benchmark(config, flags.FLAGS.steps, flags.FLAGS.warmup,
                      _num_domains(config))
   print(json.dumps(record), flush=True)

@@ -10,6 +10,7 @@ scripts outside the repo (keep them stable): `train.num_steps`,
 
 import ml_collections
 
+from i2ijax.layers import compute
 from i2ijax.models import munit_blocks
 
 KNOWN_DATASETS_HINT = "'shapes', 'folder' or a TFDS name such as 'cycle_gan/apple2orange'"
@@ -33,6 +34,18 @@ def optim_config(learning_rate: float = 1e-4) -> ml_collections.ConfigDict:
       name='adam', rms_decay=0.99))
 
 
+def model_config(**fields) -> ml_collections.ConfigDict:
+  """A `config.model` of `fields` plus the compute options of every model.
+
+  `dtype`: 'float32' or 'bfloat16' (mixed precision: bf16 activations,
+  convs and dense layers; float32 params, optimizer states, norm statistics
+  and losses; `i2ijax.layers.compute`). `remat`: recompute the large
+  residual blocks in the backward pass instead of storing their
+  activations (less memory, more compute, same results).
+  """
+  return ml_collections.ConfigDict(dict(fields, dtype='float32', remat=False))
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by every model. Experiment files override them."""
   config = ml_collections.ConfigDict()
@@ -49,13 +62,17 @@ def base_config() -> ml_collections.ConfigDict:
       data_dir='',          # TFDS data dir; '' = TFDS default / $TFDS_DATA_DIR
   ))
 
-  config.model = ml_collections.ConfigDict(dict(name=''))
+  config.model = model_config(name='')
   config.loss = ml_collections.ConfigDict()
   config.optim = ml_collections.ConfigDict()
 
   config.train = ml_collections.ConfigDict(dict(
       num_steps=10_000,
-      batch_size=2,
+      batch_size=2,         # the global batch, over all processes and devices
+      # Input shard streams making up the global batch (0 = one per
+      # process); the same value gives the same batches on any number of
+      # processes dividing it (i2ijax/training/distributed.py).
+      data_shards=0,
       seed=0,
       log_every_steps=50,
       checkpoint_every_steps=1000,
@@ -75,11 +92,14 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=32,
       oracle_steps=2000,    # shapes oracles: mask IoU 0.96 on real test at 32 px
       # Comma-separated: 'oracle' (shapes only) and any of fid, kid, lpips,
-      # ndb (i2ijax.metrics.distribution_metrics; pretrained networks).
+      # ndb, domain_acc (i2ijax.metrics.distribution_metrics); not both
+      # 'oracle' and 'domain_acc' (each reports a domain_acc).
       metrics='oracle',
       lpips_inputs=100,     # LPIPS diversity: inputs per domain pair ...
       lpips_styles=20,      # ... × random styles (19 consecutive pairs)
       ndb_bins=100,         # NDB / JSD k-means bins (≤ train images / 10)
+      classifier_steps=1000,     # domain_acc: domain classifier steps ...
+      classifier_examples=1000,  # ... on ≤ this many train images / domain
   ))
   return config
 
@@ -122,7 +142,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 def mdmm_config() -> ml_collections.ConfigDict:
   """MDMM as in the reference code (spec §2): the `mdmm` profile."""
   config = base_config()
-  config.model = ml_collections.ConfigDict(dict(
+  config.model = model_config(
       name='mdmm',
       width=64,                  # E_c / E_a base width (content = 4·width)
       nz=8,                      # attribute code size
@@ -136,7 +156,7 @@ def mdmm_config() -> ml_collections.ConfigDict:
       d_iter=3,                  # content-D-only iterations (spec §2.5)
       galone_fresh_forward=False,  # True: re-run forward before G-alone
       attr_uses_domain=True,     # E_a input [x, tile(c)] as the reference
-  ))
+  )
   config.loss = ml_collections.ConfigDict(dict(
       gan=1.0, cls_d=1.0, cls_g=5.0, rec=10.0, cycle_scale=1.0, kl_c=0.01,
       kl_a=0.01, content_adv=1.0, galone_gan=1.0, galone_cls=1.0,
@@ -230,6 +250,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 'steps_per_epoch', 'keep_checkpoints'):
     if train[field] <= 0:
       fail(f'train.{field}={train[field]}', 'must be positive.')
+  if train.get('data_shards', 0) < 0:
+    fail(f'train.data_shards={train.data_shards}',
+         'must be >= 0 (0 = one per process).')
   if train.eval_every_steps < 0:
     fail(f'train.eval_every_steps={train.eval_every_steps}',
          'must be >= 0 (0 = no periodic eval).')
@@ -308,6 +331,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
       fail(f'optim.{group}.name={cfg.name!r}', "use 'adam' or 'rmsprop'.")
   if model.get('d_iter', 1) < 1:
     fail(f'model.d_iter={model.d_iter}', 'must be >= 1.')
+  if model.get('dtype', 'float32') not in compute.DTYPES:
+    fail(f'model.dtype={model.dtype!r}',
+         f'use one of {sorted(compute.DTYPES)}.')
   if 'content_adv_target' in model and model.content_adv_target not in (
       'flip', 'uniform'):
     fail(f'model.content_adv_target={model.content_adv_target!r}',

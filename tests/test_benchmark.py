@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from i2ijax import config_lib
 
 REPO = pathlib.Path(__file__).parents[1]
-KEYS = ('model', 'image_size', 'batch_size', 'dtype', 'compile_s',
+KEYS = ('model', 'image_size', 'batch_size', 'dtype', 'remat', 'compile_s',
         'sec_per_iter_median', 'sec_per_iter_min', 'images_per_s',
         'peak_mem_mb', 'flops_per_iter', 'n_params')
 
@@ -55,3 +56,35 @@ def test_benchmark_does_not_import_tensorflow():
                        capture_output=True, text=True, check=False,
                        timeout=300)
   assert out.stdout.strip().splitlines()[-1] == 'False', out.stderr[-2000:]
+
+
+def test_dtype_and_remat_flags_set_the_model_config():
+  benchmark = _load_benchmark()
+  config = config_lib.shrink_for_smoke(config_lib.mdmm_config())
+  benchmark.set_compute_options(config, 'bfloat16', True)
+  assert (config.model.dtype, config.model.remat) == ('bfloat16', True)
+  benchmark.set_compute_options(config)        # flags not given: unchanged
+  assert (config.model.dtype, config.model.remat) == ('bfloat16', True)
+  del config.model['remat']
+  with pytest.raises(SystemExit, match='config.model.remat'):
+    benchmark.set_compute_options(config, remat=True)
+
+
+@pytest.mark.slow
+def test_benchmark_cli_runs_the_step_in_bfloat16():
+  """`--dtype=bfloat16 --remat` end to end: the JSON line names both."""
+  # One device, one thread, quick compilation: flags and record only.
+  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false',
+             JAX_DISABLE_MOST_OPTIMIZATIONS='1')
+  env.pop('NPROC', None)
+  out = subprocess.run(
+      [sys.executable, 'experiments/benchmark.py',
+       '--config=configs/cyclegan.py:smoke', '--steps=1', '--warmup=0',
+       '--dtype=bfloat16', '--remat'],
+      cwd=REPO, env=env, capture_output=True, text=True, check=False,
+      timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  record = json.loads(out.stdout.strip().splitlines()[-1])
+  assert (record['model'], record['dtype'], record['remat']) == (
+      'cyclegan', 'bfloat16', True)
+  assert record['sec_per_iter_median'] > 0

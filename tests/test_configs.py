@@ -54,6 +54,7 @@ def test_unknown_variant_and_argument_are_clear_errors():
     ('loss.rec', -1.0, '>= 0'),
     ('optim.d.schedule', 'cosine', 'schedule'),
     ('model.cond_on', 'x', 'cond_on'),
+    ('model.dtype', 'float16', "model.dtype='float16'.*bfloat16"),
 ])
 def test_bad_values_name_the_field(field, value, message):
   config = _load(CONFIG_DIR / 'gmvae_mdmm.py', 'smoke')
@@ -65,6 +66,12 @@ def test_bad_values_name_the_field(field, value, message):
   with pytest.raises(ValueError, match=message) as error:
     config_lib.validate(config)
   assert field.split('.')[-1] in str(error.value)
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
+def test_every_model_has_the_compute_options_off_by_default(path):
+  model = _load(path, 'smoke').model
+  assert (model.dtype, model.remat) == ('float32', False)
 
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)

@@ -31,12 +31,19 @@ before any training call, i.e. the raw weight, as PyTorch's fresh `weight`
 buffer). PyTorch's eval mode uses the *stored* normalised weight; this equals
 W/σ_stored whenever the kernel has not changed since the last training call
 (as in the parity fixture), and uses the current kernel otherwise.
+
+Every layer and block has a compute `dtype` (float32 by default): params
+and the spectral-norm power iteration stay float32, the conv runs in
+`dtype` on the cast kernel and input (`layers.compute`).
 """
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 from flax import linen as nn
+from flax.linen.dtypes import promote_dtype
 
 from i2ijax.layers import init
 from i2ijax.layers import norm
@@ -73,6 +80,7 @@ class Conv2d(nn.Module):
   pad_mode: str = 'reflect'   # 'reflect' or 'zero'
   use_bias: bool = True
   spectral_norm: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, update_stats: bool = False):
@@ -81,6 +89,7 @@ class Conv2d(nn.Module):
                         (k, k, cin, self.features))
     if self.spectral_norm:
       kernel = self._spectral_normalize(kernel, update_stats)
+    x, kernel = promote_dtype(x, kernel, dtype=self.dtype)
     if self.pad_mode == 'reflect':
       x = reflect_pad(x, self.padding)
       padding = [(0, 0), (0, 0)]
@@ -97,8 +106,9 @@ class Conv2d(nn.Module):
     y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride),
                                  padding, dimension_numbers=_DIMS)
     if self.use_bias:
-      y = y + self.param('bias', init.torch_bias(cin * k * k),
-                         (self.features,))
+      bias = self.param('bias', init.torch_bias(cin * k * k),
+                        (self.features,))
+      y = y + bias.astype(self.dtype)
     return y
 
   def _spectral_normalize(self, kernel, update_stats):
@@ -189,12 +199,14 @@ class ConvTranspose2d(nn.Module):
   output_padding: int = 0
   use_bias: bool = True
   method: str = 'subpixel'    # or 'dilated': same result, slower gradient
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     k, cin = self.kernel_size, x.shape[-1]
     kernel = self.param('kernel', init.conv_kernel,
                         (k, k, cin, self.features))
+    x, kernel = promote_dtype(x, kernel, dtype=self.dtype)
     if self.method == 'subpixel':
       conv_transpose = subpixel_conv_transpose
     elif self.method == 'dilated':
@@ -205,8 +217,9 @@ class ConvTranspose2d(nn.Module):
     y = conv_transpose(x, kernel, self.stride, self.padding,
                        self.output_padding)
     if self.use_bias:
-      y = y + self.param('bias', init.torch_bias(self.features * k * k),
-                         (self.features,))
+      bias = self.param('bias', init.torch_bias(self.features * k * k),
+                        (self.features,))
+      y = y + bias.astype(self.dtype)
     return y
 
 
@@ -222,12 +235,13 @@ class LeakyReLUConv2d(nn.Module):
   padding: int = 0
   spectral_norm: bool = False
   negative_slope: float = 0.01
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, update_stats: bool = False):
     x = Conv2d(self.features, self.kernel_size, self.stride, self.padding,
-               spectral_norm=self.spectral_norm, name='conv')(
-                   x, update_stats=update_stats)
+               spectral_norm=self.spectral_norm, dtype=self.dtype,
+               name='conv')(x, update_stats=update_stats)
     return nn.leaky_relu(x, self.negative_slope)
 
 
@@ -237,23 +251,25 @@ class ReLUINSConv2d(nn.Module):
   kernel_size: int
   stride: int = 1
   padding: int = 0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     x = Conv2d(self.features, self.kernel_size, self.stride, self.padding,
-               name='conv')(x)
+               dtype=self.dtype, name='conv')(x)
     return nn.relu(norm.instance_norm(x))
 
 
 class INSResBlock(nn.Module):
   """x + IN(conv3(ReLU(IN(conv3(x))))), reflect pad 1; no final activation."""
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     channels = x.shape[-1]
-    y = Conv2d(channels, 3, padding=1, name='conv1')(x)
+    y = Conv2d(channels, 3, padding=1, dtype=self.dtype, name='conv1')(x)
     y = nn.relu(norm.instance_norm(y))
-    y = Conv2d(channels, 3, padding=1, name='conv2')(y)
+    y = Conv2d(channels, 3, padding=1, dtype=self.dtype, name='conv2')(y)
     return x + norm.instance_norm(y)
 
 
@@ -270,15 +286,18 @@ class BasicBlock(nn.Module):
   """
   features: int
   negative_slope: float = 0.2
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     channels = x.shape[-1]
     y = nn.leaky_relu(x, self.negative_slope)
-    y = Conv2d(channels, 3, padding=1, name='conv1')(y)
+    y = Conv2d(channels, 3, padding=1, dtype=self.dtype, name='conv1')(y)
     y = nn.leaky_relu(y, self.negative_slope)
-    y = Conv2d(self.features, 3, padding=1, name='conv2')(y)
-    shortcut = Conv2d(self.features, 1, name='shortcut')(avg_pool2(x))
+    y = Conv2d(self.features, 3, padding=1, dtype=self.dtype,
+               name='conv2')(y)
+    shortcut = Conv2d(self.features, 1, dtype=self.dtype,
+                      name='shortcut')(avg_pool2(x))
     return avg_pool2(y) + shortcut
 
 
@@ -292,9 +311,11 @@ class ReLUINSConvTranspose2d(nn.Module):
   stride: int = 2
   padding: int = 1
   output_padding: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     x = ConvTranspose2d(self.features, self.kernel_size, self.stride,
-                        self.padding, self.output_padding, name='convt')(x)
+                        self.padding, self.output_padding, dtype=self.dtype,
+                        name='convt')(x)
     return nn.relu(norm.LayerNorm(name='norm')(x))

@@ -39,7 +39,11 @@ def torch_linear_kernel(key, shape, dtype=jnp.float32):
   return _uniform(1.0 / math.sqrt(shape[0]))(key, shape, dtype)
 
 
-def dense(features: int, in_features: int, name: str | None = None):
-  """`nn.Dense` initialised as PyTorch's `nn.Linear(in_features, features)`."""
+def dense(features: int, in_features: int, name: str | None = None,
+          dtype=jnp.float32):
+  """`nn.Dense` initialised as PyTorch's `nn.Linear(in_features, features)`.
+
+  Float32 params; computes in `dtype` (`layers.compute`).
+  """
   return nn.Dense(features, kernel_init=torch_linear_kernel,
-                  bias_init=torch_bias(in_features), name=name)
+                  bias_init=torch_bias(in_features), name=name, dtype=dtype)

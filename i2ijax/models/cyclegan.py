@@ -22,37 +22,47 @@ gradients, so both inits give the same function.
 
 Parameters (ngf = ndf = 64): 9 blocks 11,378,179; 6 blocks 7,837,699;
 PatchGAN (n_layers 3) 2,764,737 (spec §2.2–§2.3).
+
+`dtype` / `remat` (`layers.compute`): both networks compute in `dtype` with
+float32 params and return float32; `remat` rematerialises the generator's
+residual blocks.
 """
 
 import math
+from typing import Any
 
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
 
+from i2ijax.layers import compute
 from i2ijax.layers import conv
 from i2ijax.layers import init
 from i2ijax.layers import norm
 
 
 def _conv(features: int, kernel_size: int, stride: int = 1,
-          padding: int = 0, name: str | None = None) -> nn.Conv:
+          padding: int = 0, name: str | None = None,
+          dtype=jnp.float32) -> nn.Conv:
   """k×k conv with zero padding, N(0, 0.02²) kernel and zero bias."""
   return nn.Conv(features, (kernel_size, kernel_size), (stride, stride),
                  padding=[(padding, padding)] * 2,
                  kernel_init=init.conv_kernel,
-                 bias_init=nn.initializers.zeros, name=name)
+                 bias_init=nn.initializers.zeros, name=name, dtype=dtype)
 
 
 class ResnetBlock(nn.Module):
   """x + IN(conv3(ReLU(IN(conv3(x))))), reflect pad 1; no final activation."""
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     channels = x.shape[-1]
-    y = _conv(channels, 3, name='conv1')(conv.reflect_pad(x, 1))
+    y = _conv(channels, 3, name='conv1', dtype=self.dtype)(
+        conv.reflect_pad(x, 1))
     y = nn.relu(norm.instance_norm(y))
-    y = _conv(channels, 3, name='conv2')(conv.reflect_pad(y, 1))
+    y = _conv(channels, 3, name='conv2', dtype=self.dtype)(
+        conv.reflect_pad(y, 1))
     return x + norm.instance_norm(y)
 
 
@@ -64,26 +74,31 @@ class ResnetGenerator(nn.Module):
   """
   ngf: int = 64
   num_blocks: int = 9
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x):
     if x.shape[1] % 4 or x.shape[2] % 4:
       raise ValueError(f'ResnetGenerator needs a size divisible by 4, got '
                        f'{x.shape[1]}x{x.shape[2]}.')
-    ngf = self.ngf
-    x = _conv(ngf, 7, name='conv_in')(conv.reflect_pad(x, 3))
+    ngf, dtype = self.ngf, self.dtype
+    x = _conv(ngf, 7, name='conv_in', dtype=dtype)(conv.reflect_pad(x, 3))
     x = nn.relu(norm.instance_norm(x))
     for i in range(2):
-      x = _conv(ngf * 2**(i + 1), 3, 2, 1, name=f'down{i + 1}')(x)
+      x = _conv(ngf * 2**(i + 1), 3, 2, 1, name=f'down{i + 1}',
+                dtype=dtype)(x)
       x = nn.relu(norm.instance_norm(x))
+    res_block = compute.maybe_remat(ResnetBlock, self.remat)
     for i in range(self.num_blocks):
-      x = ResnetBlock(name=f'res{i + 1}')(x)
+      x = res_block(dtype, name=f'res{i + 1}')(x)
     for i in range(2):
       x = conv.ConvTranspose2d(ngf * 2**(1 - i), 3, stride=2, padding=1,
-                               output_padding=1, name=f'up{i + 1}')(x)
+                               output_padding=1, dtype=dtype,
+                               name=f'up{i + 1}')(x)
       x = nn.relu(norm.instance_norm(x))
-    x = _conv(3, 7, name='conv_out')(conv.reflect_pad(x, 3))
-    return jnp.tanh(x)
+    x = _conv(3, 7, name='conv_out', dtype=dtype)(conv.reflect_pad(x, 3))
+    return compute.float32(jnp.tanh(x))
 
 
 class PatchDiscriminator(nn.Module):
@@ -93,6 +108,7 @@ class PatchDiscriminator(nn.Module):
   """
   ndf: int = 64
   n_layers: int = 3
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
@@ -102,12 +118,16 @@ class PatchDiscriminator(nn.Module):
           f'PatchDiscriminator(n_layers={self.n_layers}) needs inputs of at '
           f'least {3 * 2**self.n_layers} pixels, got {x.shape[1]}x'
           f'{x.shape[2]}: use fewer layers or larger crops.')
-    x = nn.leaky_relu(_conv(self.ndf, 4, 2, 1, name='conv0')(x), 0.2)
+    dtype = self.dtype
+    x = nn.leaky_relu(_conv(self.ndf, 4, 2, 1, name='conv0', dtype=dtype)(x),
+                      0.2)
     for n in range(1, self.n_layers + 1):
       stride = 2 if n < self.n_layers else 1
-      x = _conv(self.ndf * min(2**n, 8), 4, stride, 1, name=f'conv{n}')(x)
+      x = _conv(self.ndf * min(2**n, 8), 4, stride, 1, name=f'conv{n}',
+                dtype=dtype)(x)
       x = nn.leaky_relu(norm.instance_norm(x), 0.2)
-    return _conv(1, 4, 1, 1, name='conv_out')(x)
+    return compute.float32(_conv(1, 4, 1, 1, name='conv_out',
+                                 dtype=dtype)(x))
 
 
 def init_params(module: nn.Module, rng: jax.Array, *args) -> dict:

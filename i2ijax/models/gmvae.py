@@ -6,13 +6,18 @@ parity tests (`gumbel_noise`: the U ~ U[0, 1) of the Gumbel sample,
 given it is drawn from the 'gumbel' and 'reparam' rng streams.
 
 Linear layers use PyTorch's default init (what the seed authors' code ends
-up with, spec Q15), not [GMVAE]'s Xavier-normal / zero-bias init.
+up with, spec Q15), not [GMVAE]'s Xavier-normal / zero-bias init. They
+compute in `dtype` (`layers.compute`); every head's output (logits,
+probabilities, Gaussian parameters, samples) is float32.
 """
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from i2ijax.layers import compute
 from i2ijax.layers import init
 
 
@@ -25,11 +30,13 @@ class GumbelSoftmax(nn.Module):
   gradient (straight-through). x (B, F) → (logits, prob, y), each (B, K).
   """
   num_classes: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, temperature=1.0, hard: bool = False,
                gumbel_noise=None):
-    logits = init.dense(self.num_classes, x.shape[-1], name='logits')(x)
+    logits = compute.float32(init.dense(self.num_classes, x.shape[-1],
+                                        name='logits', dtype=self.dtype)(x))
     prob = jax.nn.softmax(logits, axis=-1)
     if gumbel_noise is None:
       gumbel_noise = jax.random.uniform(self.make_rng('gumbel'), logits.shape)
@@ -49,11 +56,14 @@ class GaussianHead(nn.Module):
   x (B, F) → (μ, var, z), each (B, z_dim).
   """
   z_dim: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, gaussian_eps=None):
-    mu = init.dense(self.z_dim, x.shape[-1], name='mu')(x)
-    var = jax.nn.softplus(init.dense(self.z_dim, x.shape[-1], name='var')(x))
+    mu, var = compute.float32((
+        init.dense(self.z_dim, x.shape[-1], name='mu', dtype=self.dtype)(x),
+        init.dense(self.z_dim, x.shape[-1], name='var', dtype=self.dtype)(x)))
+    var = jax.nn.softplus(var)
     if gaussian_eps is None:
       gaussian_eps = jax.random.normal(self.make_rng('reparam'), mu.shape)
     return mu, var, mu + jnp.sqrt(var + 1e-10) * gaussian_eps
@@ -70,19 +80,23 @@ class InferenceNet(nn.Module):
   z_dim: int
   y_dim: int
   hidden: int = 512
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, temperature=1.0, hard: bool = False,
                gumbel_noise=None, gaussian_eps=None):
+    dtype = self.dtype
     h = x
     for i in range(2):
-      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'qyx_{i}')(h))
-    logits, prob, y = GumbelSoftmax(self.y_dim, name='qyx_gumbel')(
+      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'qyx_{i}',
+                             dtype=dtype)(h))
+    logits, prob, y = GumbelSoftmax(self.y_dim, dtype, name='qyx_gumbel')(
         h, temperature, hard, gumbel_noise)
-    h = jnp.concatenate([x, y], axis=-1)
+    h = jnp.concatenate([x.astype(dtype), y.astype(dtype)], axis=-1)
     for i in range(2):
-      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'qzyx_{i}')(h))
-    mean, var, z = GaussianHead(self.z_dim, name='qzyx_gaussian')(
+      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'qzyx_{i}',
+                             dtype=dtype)(h))
+    mean, var, z = GaussianHead(self.z_dim, dtype, name='qzyx_gaussian')(
         h, gaussian_eps)
     return dict(mean=mean, var=var, z=z, logits=logits, prob=prob, y=y)
 
@@ -98,15 +112,19 @@ class GenerativeNet(nn.Module):
   x_dim: int
   z_dim: int
   hidden: int = 512
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, y):
-    y_mean = init.dense(self.z_dim, y.shape[-1], name='y_mu')(y)
-    y_var = jax.nn.softplus(
-        init.dense(self.z_dim, y.shape[-1], name='y_var')(y))
+    dtype = self.dtype
+    y_mean, y_var = compute.float32((
+        init.dense(self.z_dim, y.shape[-1], name='y_mu', dtype=dtype)(y),
+        init.dense(self.z_dim, y.shape[-1], name='y_var', dtype=dtype)(y)))
+    y_var = jax.nn.softplus(y_var)
     h = z
     for i in range(2):
-      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'pxz_{i}')(h))
-    x_rec = jax.nn.sigmoid(init.dense(self.x_dim, self.hidden,
-                                      name='pxz_out')(h))
+      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'pxz_{i}',
+                             dtype=dtype)(h))
+    x_rec = jax.nn.sigmoid(compute.float32(
+        init.dense(self.x_dim, self.hidden, name='pxz_out', dtype=dtype)(h)))
     return dict(y_mean=y_mean, y_var=y_var, x_rec=x_rec)

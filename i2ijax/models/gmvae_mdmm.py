@@ -39,11 +39,18 @@ purpose and following spec §6/§7:
 Parameter counts at the [AUTH] sizes (N = K = 2, feature_dim = z_dim = 108,
 hidden 512, width 64): E_a 2,119,558 (spec 2,147,314 minus the unused fcVar,
 27,756); G 9,963,800 (spec 10,337,668 minus the 373,868 row-MLP).
+
+`dtype` and `remat` as in `models.mdmm` (float32 params and outputs; the
+heads' distributions in float32).
 """
 
+from typing import Any
+
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
+from i2ijax.layers import compute
 from i2ijax.layers import init
 from i2ijax.models import gmvae
 from i2ijax.models import mdmm
@@ -61,41 +68,49 @@ class GMVAEAttributeEncoder(nn.Module):
   feature_dim: int = 8
   z_dim: int = 8
   hidden: int = 512
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x, c, *, temperature, hard: bool = False,
                gumbel_noise=None, gaussian_eps=None):
-    f = mdmm.AttributeTrunk(self.width, name='trunk')(x, c)
+    f = mdmm.AttributeTrunk(self.width, self.dtype, self.remat,
+                            name='trunk')(x, c)
     h = jax.nn.softplus(init.dense(self.feature_dim, f.shape[-1],
-                                   name='fc')(f))
+                                   name='fc', dtype=self.dtype)(f))
     return gmvae.InferenceNet(self.z_dim, self.num_components, self.hidden,
-                              name='inference')(
+                              self.dtype, name='inference')(
                                   h, temperature, hard, gumbel_noise,
                                   gaussian_eps)
 
 
 class PriorHeads(nn.Module):
-  """p(z|y): (Linear(y), softplus(Linear(y))), each (B, z_dim)."""
+  """p(z|y): (Linear(y), softplus(Linear(y))), each (B, z_dim), float32."""
   z_dim: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, y):
-    mean = init.dense(self.z_dim, y.shape[-1], name='mean')(y)
-    var = jax.nn.softplus(init.dense(self.z_dim, y.shape[-1], name='var')(y))
-    return mean, var
+    mean, var = compute.float32((
+        init.dense(self.z_dim, y.shape[-1], name='mean', dtype=self.dtype)(y),
+        init.dense(self.z_dim, y.shape[-1], name='var', dtype=self.dtype)(y)))
+    return mean, jax.nn.softplus(var)
 
 
 class AuxDecoder(nn.Module):
   """Optional p(x|z): MLP(z → hidden → hidden → s·s·3), sigmoid, (B,s,s,3)."""
   hidden: int
   size: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z):
     h = z
     for i in range(2):
-      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'fc{i}')(h))
-    out = init.dense(self.size * self.size * 3, self.hidden, name='out')(h)
+      h = nn.relu(init.dense(self.hidden, h.shape[-1], name=f'fc{i}',
+                             dtype=self.dtype)(h))
+    out = compute.float32(init.dense(self.size * self.size * 3, self.hidden,
+                                     name='out', dtype=self.dtype)(h))
     return jax.nn.sigmoid(out).reshape(z.shape[0], self.size, self.size, 3)
 
 
@@ -114,15 +129,17 @@ class GMVAEGenerator(nn.Module):
   adain_hidden: int | None = None
   aux_head: bool = False
   aux_size: int = 8
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   def setup(self):
     self.backbone = mdmm.Generator(
         content_channels=self.content_channels, nz=self.z_dim,
         use_adain=self.use_adain, adain_hidden=self.adain_hidden,
-        double_convt=self.double_convt)
-    self.pzy = PriorHeads(self.z_dim)
+        double_convt=self.double_convt, dtype=self.dtype, remat=self.remat)
+    self.pzy = PriorHeads(self.z_dim, self.dtype)
     if self.aux_head:
-      self.pxz = AuxDecoder(self.hidden, self.aux_size)
+      self.pxz = AuxDecoder(self.hidden, self.aux_size, self.dtype)
 
   def __call__(self, z_c, z, y):
     image = self.backbone(z_c, z, y)

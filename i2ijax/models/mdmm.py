@@ -21,12 +21,19 @@ Generalisations (defaults = reference):
 Shapes (B=2, N=3, width 64): E_c (2,54,54,256) at 216 [(2,27,27,256) at 108];
 E_a μ, logσ² (2,8); G image (2,216,216,3); D adv (2,6,6,1) [(2,4,4,1)],
 cls (2,3); D_c (2,3).
+
+Every network has a compute `dtype` (float32 params either way, float32
+outputs; `layers.compute`); E_c, E_a and G also `remat`, which
+rematerialises their residual blocks and G's upsampling stages.
 """
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from i2ijax.layers import compute
 from i2ijax.layers import conv
 from i2ijax.layers import init
 from i2ijax.layers import norm
@@ -48,18 +55,22 @@ class ContentEncoder(nn.Module):
   """Shared content encoder E_c (spec §2.2.1): (B,H,W,3) → (B,H/4,W/4,4w).
 
   conv7 (LReLU 0.01) → 2 × [conv3 s2, IN, ReLU] → 4 × INSResBlock, then
-  z_c + N(0, 1) noise from the 'noise' rng stream when `train`.
+  z_c + N(0, 1) noise from the 'noise' rng stream when `train` (float32).
   """
   width: int = 64
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    w = self.width
-    x = conv.LeakyReLUConv2d(w, 7, 1, 3, name='conv1')(x)
-    x = conv.ReLUINSConv2d(2 * w, 3, 2, 1, name='down1')(x)
-    x = conv.ReLUINSConv2d(4 * w, 3, 2, 1, name='down2')(x)
+    w, dtype = self.width, self.dtype
+    x = conv.LeakyReLUConv2d(w, 7, 1, 3, dtype=dtype, name='conv1')(x)
+    x = conv.ReLUINSConv2d(2 * w, 3, 2, 1, dtype=dtype, name='down1')(x)
+    x = conv.ReLUINSConv2d(4 * w, 3, 2, 1, dtype=dtype, name='down2')(x)
+    res_block = compute.maybe_remat(conv.INSResBlock, self.remat)
     for i in range(4):
-      x = conv.INSResBlock(name=f'res{i + 1}')(x)
+      x = res_block(dtype=dtype, name=f'res{i + 1}')(x)
+    x = compute.float32(x)
     if train:
       x = x + jax.random.normal(self.make_rng('noise'), x.shape, x.dtype)
     return x
@@ -72,14 +83,17 @@ class AttributeTrunk(nn.Module):
   w→2w→3w→4w → LReLU(0.2) → global average. (B,H,W,3), (B,N) → (B, 4w).
   """
   width: int = 64
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x, c):
     w = self.width
     x = concat_code(x, c)
-    x = conv.Conv2d(w, 4, 2, 1, name='conv_in')(x)
+    x = conv.Conv2d(w, 4, 2, 1, dtype=self.dtype, name='conv_in')(x)
+    block = compute.maybe_remat(conv.BasicBlock, self.remat)
     for i, mult in enumerate((2, 3, 4)):
-      x = conv.BasicBlock(mult * w, name=f'block{i + 1}')(x)
+      x = block(mult * w, dtype=self.dtype, name=f'block{i + 1}')(x)
     x = nn.leaky_relu(x, 0.2)
     return jnp.mean(x, axis=(1, 2))
 
@@ -92,14 +106,17 @@ class AttributeEncoder(nn.Module):
   """
   width: int = 64
   nz: int = 8
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x, c):
-    f = AttributeTrunk(self.width, name='trunk')(x, c)
+    f = AttributeTrunk(self.width, self.dtype, self.remat, name='trunk')(x, c)
     features = f.shape[-1]
-    mu = init.dense(self.nz, features, name='fc')(f)
-    logvar = init.dense(self.nz, features, name='fc_var')(f)
-    return mu, logvar
+    mu = init.dense(self.nz, features, name='fc', dtype=self.dtype)(f)
+    logvar = init.dense(self.nz, features, name='fc_var',
+                        dtype=self.dtype)(f)
+    return compute.float32((mu, logvar))
 
 
 class Generator(nn.Module):
@@ -121,6 +138,8 @@ class Generator(nn.Module):
   use_adain: bool = False
   adain_hidden: int | None = None
   double_convt: bool = False
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, z_c, z, c):
@@ -132,23 +151,28 @@ class Generator(nn.Module):
     if z.shape[-1] != self.nz:
       raise ValueError(f'Generator(nz={self.nz}) got z of size '
                        f'{z.shape[-1]}: build it with nz={z.shape[-1]}.')
-    x = conv.INSResBlock(name='dec_share')(z_c)
+    dtype = self.dtype
+    res_block = compute.maybe_remat(conv.INSResBlock, self.remat)
+    up_block = compute.maybe_remat(conv.ReLUINSConvTranspose2d, self.remat)
+    # The inputs join the activations in the compute dtype.
+    z_c, z, c = z_c.astype(dtype), z.astype(dtype), c.astype(dtype)
+    x = res_block(dtype=dtype, name='dec_share')(z_c)
     if self.use_adain:
       x = norm.AdaIN(self.adain_hidden or self.content_channels,
-                     name='adain')(x, c)
+                     dtype=dtype, name='adain')(x, c)
     x = concat_code(x, c, z)
     for i in range(3):
-      x = conv.INSResBlock(name=f'dec1_{i}')(x)
+      x = res_block(dtype=dtype, name=f'dec1_{i}')(x)
     for stage in ('dec2', 'dec3'):
       x = concat_code(x, z)
       channels = x.shape[-1] // 2
-      x = conv.ReLUINSConvTranspose2d(channels, name=stage)(x)
+      x = up_block(channels, dtype=dtype, name=stage)(x)
       if self.double_convt:
-        x = conv.ReLUINSConvTranspose2d(channels, 3, 1, 1, 0,
-                                        name=f'{stage}_extra')(x)
+        x = up_block(channels, 3, 1, 1, 0, dtype=dtype,
+                     name=f'{stage}_extra')(x)
     x = concat_code(x, z)
-    x = conv.ConvTranspose2d(3, 1, name='dec4')(x)
-    return jnp.tanh(x)
+    x = conv.ConvTranspose2d(3, 1, dtype=dtype, name='dec4')(x)
+    return compute.float32(jnp.tanh(x))
 
 
 class ImageDiscriminator(nn.Module):
@@ -169,6 +193,7 @@ class ImageDiscriminator(nn.Module):
   num_layers: int = 6
   zero_pad_head: bool = True
   spectral_norm: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -185,9 +210,11 @@ class ImageDiscriminator(nn.Module):
         channels *= 2
       x = conv.LeakyReLUConv2d(channels, 3, 2, 1,
                                spectral_norm=self.spectral_norm,
+                               dtype=self.dtype,
                                name=f'conv{i}')(x, update_stats=train)
     adv = conv.Conv2d(1, 1, padding=1 if self.zero_pad_head else 0,
-                      pad_mode='zero', use_bias=False, name='adv_head')(x)
+                      pad_mode='zero', use_bias=False, dtype=self.dtype,
+                      name='adv_head')(x)
     kernel = max(1, self.image_size // 64)
     if kernel > min(x.shape[1:3]):
       raise ValueError(
@@ -195,8 +222,8 @@ class ImageDiscriminator(nn.Module):
           f'larger than the {x.shape[1]}x{x.shape[2]} trunk output: use fewer '
           'layers or check image_size.')
     cls = conv.Conv2d(self.num_domains, kernel, use_bias=False,
-                      name='cls_head')(x)
-    return adv, jnp.mean(cls, axis=(1, 2))
+                      dtype=self.dtype, name='cls_head')(x)
+    return compute.float32((adv, jnp.mean(cls, axis=(1, 2))))
 
 
 class ContentDiscriminator(nn.Module):
@@ -215,6 +242,7 @@ class ContentDiscriminator(nn.Module):
   num_domains: int
   adaptive: bool = True
   width: int | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z_c):
@@ -230,9 +258,11 @@ class ContentDiscriminator(nn.Module):
             f'{z_c.shape[1]}x{z_c.shape[2]} content maps (spec bug B3); the '
             'reference only works for 53-60 px maps (crops of about 212-240): '
             'use adaptive=True.')
-      x = conv.LeakyReLUConv2d(channels, 7, 2, 1, name=f'conv{i}')(x)
+      x = conv.LeakyReLUConv2d(channels, 7, 2, 1, dtype=self.dtype,
+                               name=f'conv{i}')(x)
     if not self.adaptive or min(x.shape[1:3]) >= 4:
-      x = conv.LeakyReLUConv2d(channels, 4, 1, 0, name='conv3')(x)
+      x = conv.LeakyReLUConv2d(channels, 4, 1, 0, dtype=self.dtype,
+                               name='conv3')(x)
     if self.adaptive:
       x = jnp.mean(x, axis=(1, 2), keepdims=True)
     elif x.shape[1:3] != (1, 1):
@@ -241,5 +271,6 @@ class ContentDiscriminator(nn.Module):
           f'{x.shape[2]} for {z_c.shape[1]}x{z_c.shape[2]} content maps; the '
           'reference only works for 53-60 px maps (crops of about 212-240): '
           'use adaptive=True.')
-    x = conv.Conv2d(self.num_domains, 1, name='classifier')(x)
-    return x.reshape(x.shape[0], self.num_domains)
+    x = conv.Conv2d(self.num_domains, 1, dtype=self.dtype,
+                    name='classifier')(x)
+    return compute.float32(x.reshape(x.shape[0], self.num_domains))

@@ -34,11 +34,18 @@ Shapes (width 64, 256 px, defaults): c (B, 64, 64, 256), s (B, 8), AdaIN
 vector (B, 4096), image (B, 256, 256, 3); parameters E^c 5,385,856,
 E^s 2,764,936, decoder 5,754,627, MLP 1,120,768, generator 15,026,187,
 D 8,271,171 (tests/models/test_munit_parity.py).
+
+`dtype` / `remat` (`layers.compute`): every network computes in `dtype`
+with float32 params; the generator's methods and D return float32; `remat`
+rematerialises the residual blocks of E^c and G.
 """
+
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
 
+from i2ijax.layers import compute
 from i2ijax.models import munit_blocks as blocks
 
 
@@ -48,18 +55,20 @@ class ContentEncoder(nn.Module):
   n_downsample: int = 2
   n_res: int = 4
   pad_type: str = 'reflect'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x):
-    dim = self.width
+    dim, dtype = self.width, self.dtype
     x = blocks.ConvBlock(dim, 7, 1, 3, 'in', 'relu', self.pad_type,
-                         name='conv_0')(x)
+                         dtype=dtype, name='conv_0')(x)
     for i in range(self.n_downsample):
       dim *= 2
       x = blocks.ConvBlock(dim, 4, 2, 1, 'in', 'relu', self.pad_type,
-                           name=f'down_{i}')(x)
+                           dtype=dtype, name=f'down_{i}')(x)
     return blocks.ResBlocks(self.n_res, 'in', 'relu', self.pad_type,
-                            name='res')(x)
+                            dtype=dtype, remat=self.remat, name='res')(x)
 
 
 class StyleEncoder(nn.Module):
@@ -68,19 +77,20 @@ class StyleEncoder(nn.Module):
   style_dim: int = 8
   n_downsample: int = 4    # hard-coded 4 in the reference (spec §3.2.2)
   pad_type: str = 'reflect'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    dim = self.width
+    dim, dtype = self.width, self.dtype
     x = blocks.ConvBlock(dim, 7, 1, 3, 'none', 'relu', self.pad_type,
-                         name='conv_0')(x)
+                         dtype=dtype, name='conv_0')(x)
     for i in range(self.n_downsample):
       if i < 2:
         dim *= 2
       x = blocks.ConvBlock(dim, 4, 2, 1, 'none', 'relu', self.pad_type,
-                           name=f'down_{i}')(x)
+                           dtype=dtype, name=f'down_{i}')(x)
     x = jnp.mean(x, axis=(1, 2), keepdims=True)
-    x = blocks.Conv(self.style_dim, 1, name='head')(x)
+    x = blocks.Conv(self.style_dim, 1, dtype=dtype, name='head')(x)
     return x[:, 0, 0, :]
 
 
@@ -89,12 +99,15 @@ class MLP(nn.Module):
   features: int
   hidden: int = 256
   num_blocks: int = 3
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, s):
     for i in range(self.num_blocks - 1):
-      s = nn.relu(blocks.dense(self.hidden, name=f'dense_{i}')(s))
-    return blocks.dense(self.features, name=f'dense_{self.num_blocks - 1}')(s)
+      s = nn.relu(blocks.dense(self.hidden, name=f'dense_{i}',
+                               dtype=self.dtype)(s))
+    return blocks.dense(self.features, name=f'dense_{self.num_blocks - 1}',
+                        dtype=self.dtype)(s)
 
 
 class Decoder(nn.Module):
@@ -103,19 +116,23 @@ class Decoder(nn.Module):
   n_res: int = 4
   out_channels: int = 3
   pad_type: str = 'reflect'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, content, adain_params):
+    dtype = self.dtype
     x = blocks.ResBlocks(self.n_res, 'adain', 'relu', self.pad_type,
-                         name='res')(content, adain_params)
+                         dtype=dtype, remat=self.remat, name='res')(
+                             content.astype(dtype), adain_params)
     dim = x.shape[-1]
     for i in range(self.n_upsample):
       dim //= 2
       x = blocks.upsample_nearest(x)
       x = blocks.ConvBlock(dim, 5, 1, 2, 'ln', 'relu', self.pad_type,
-                           name=f'up_{i}')(x)
+                           dtype=dtype, name=f'up_{i}')(x)
     return blocks.ConvBlock(self.out_channels, 7, 1, 3, 'none', 'tanh',
-                            self.pad_type, name='out')(x)
+                            self.pad_type, dtype=dtype, name='out')(x)
 
 
 class Generator(nn.Module):
@@ -132,6 +149,8 @@ class Generator(nn.Module):
   n_res: int = 4
   n_style_down: int = 4
   pad_type: str = 'reflect'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @property
   def content_channels(self) -> int:
@@ -142,35 +161,37 @@ class Generator(nn.Module):
     return blocks.num_adain_params(self.content_channels, 2 * self.n_res)
 
   def setup(self):
+    dtype, remat = self.dtype, self.remat
     self.enc_content = ContentEncoder(self.width, self.n_downsample,
-                                      self.n_res, self.pad_type)
+                                      self.n_res, self.pad_type, dtype, remat)
     self.enc_style = StyleEncoder(self.width, self.style_dim,
-                                  self.n_style_down, self.pad_type)
-    self.mlp = MLP(self.num_adain_params, self.mlp_dim)
-    self.dec = Decoder(self.n_downsample, self.n_res, pad_type=self.pad_type)
+                                  self.n_style_down, self.pad_type, dtype)
+    self.mlp = MLP(self.num_adain_params, self.mlp_dim, dtype=dtype)
+    self.dec = Decoder(self.n_downsample, self.n_res, pad_type=self.pad_type,
+                       dtype=dtype, remat=remat)
 
   def encode_content(self, x):
-    return self.enc_content(x)
+    return compute.float32(self.enc_content(x))
 
   def encode_style(self, x):
-    return self.enc_style(x)
+    return compute.float32(self.enc_style(x))
 
   def encode(self, x):
-    return self.enc_content(x), self.enc_style(x)
+    return self.encode_content(x), self.encode_style(x)
 
   def adain_params(self, style):
-    return self.mlp(style)
+    return compute.float32(self.mlp(style))
 
   def decode(self, content, style):
-    return self.dec(content, self.mlp(style))
+    return compute.float32(self.dec(content, self.adain_params(style)))
 
   def __call__(self, x):
     return self.decode(*self.encode(x))
 
 
 def discriminator(dim: int = 64, n_layer: int = 4, num_scales: int = 3,
-                  norm: str = 'none') -> blocks.MsImageDis:
+                  norm: str = 'none', dtype=jnp.float32) -> blocks.MsImageDis:
   """MUNIT's multi-scale D (LReLU 0.2, reflect, N(0, 0.02²) init)."""
   return blocks.MsImageDis(dim=dim, n_layer=n_layer, num_scales=num_scales,
                            norm=norm, activation='lrelu', pad_type='reflect',
-                           kernel_init='gaussian')
+                           kernel_init='gaussian', dtype=dtype)

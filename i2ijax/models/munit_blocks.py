@@ -39,17 +39,25 @@ written back only when called with `update_stats=True` (and the collection
 mutable), otherwise the call computes the same output without storing them.
 
 Not implemented: norm 'bn' (needs running statistics; no config uses it).
+
+Compute dtype (`layers.compute`): every block has a `dtype` (float32 by
+default); params, spectral-norm vectors and the norms' statistics stay
+float32, convs and dense layers run in `dtype`. `ResBlocks(remat=True)`
+rematerialises each residual block.
 """
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 from flax import linen as nn
+from flax.linen.dtypes import promote_dtype
 
-from i2ijax.layers.norm import instance_norm
+from i2ijax.layers import compute
+from i2ijax.layers import norm as layer_norms
 
 EPS = 1e-5
 SN_EPS = 1e-12
@@ -79,10 +87,11 @@ def kernel_initializer(name: str):
   return _KERNEL_INITS[name]
 
 
-def dense(features: int, init: str = 'kaiming', name: str | None = None):
+def dense(features: int, init: str = 'kaiming', name: str | None = None,
+          dtype=jnp.float32):
   """`nn.Dense` initialised as MUNIT's Linear layers (kernel init, bias 0)."""
   return nn.Dense(features, kernel_init=kernel_initializer(init),
-                  bias_init=nn.initializers.zeros, name=name)
+                  bias_init=nn.initializers.zeros, name=name, dtype=dtype)
 
 
 def ln_gamma_init(key, shape, dtype=jnp.float32):
@@ -131,15 +140,15 @@ def downsample_avg(x: jnp.ndarray) -> jnp.ndarray:
 def adain(x: jnp.ndarray, gamma: jnp.ndarray, beta: jnp.ndarray,
           eps: float = EPS) -> jnp.ndarray:
   """γ·IN(x) + β with per-sample γ, β of shape (B, C); x (B, H, W, C)."""
-  return (instance_norm(x, eps) * gamma[:, None, None, :] +
-          beta[:, None, None, :])
+  return layer_norms.affine_instance_norm(x, gamma, beta, eps)
 
 
 class LayerNorm(nn.Module):
   """MUNIT LayerNorm: (x − μ)/(σ_unbiased + eps)·γ_c + β_c per sample.
 
   μ and σ over all of (H, W, C); params `gamma` (C,) ~ U[0, 1), `beta` (C,)
-  = 0. x: (B, H, W, C).
+  = 0. x: (B, H, W, C). Computed in float32 (at least), returned in x's
+  dtype.
   """
   eps: float = EPS
 
@@ -150,10 +159,11 @@ class LayerNorm(nn.Module):
     beta = self.param('beta', nn.initializers.zeros, (channels,))
     axes = tuple(range(1, x.ndim))
     count = math.prod(x.shape[1:])
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.sum(jnp.square(x - mean), axis=axes, keepdims=True) / (count - 1)
-    x = (x - mean) / (jnp.sqrt(var) + self.eps)
-    return x * gamma + beta
+    y = compute.upcast(x)
+    mean = jnp.mean(y, axis=axes, keepdims=True)
+    var = jnp.sum(jnp.square(y - mean), axis=axes, keepdims=True) / (count - 1)
+    y = (y - mean) / (jnp.sqrt(var) + self.eps)
+    return (y * gamma + beta).astype(x.dtype)
 
 
 def num_adain_params(channels: int, num_layers: int) -> int:
@@ -195,6 +205,7 @@ class Conv(nn.Module):
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
   spectral_norm: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, update_stats: bool = False):
@@ -204,6 +215,7 @@ class Conv(nn.Module):
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
     if self.spectral_norm:
       kernel = self._spectral_normalize(kernel, update_stats)
+    x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
     x = pad2d(x, self.padding, self.pad_type)
     if min(x.shape[1:3]) < k:
       raise ValueError(
@@ -265,6 +277,7 @@ class ConvBlock(nn.Module):
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, adain_params=None, *, update_stats: bool = False):
@@ -272,10 +285,10 @@ class ConvBlock(nn.Module):
       raise ValueError(f'Unknown norm {self.norm!r}; use one of {NORMS}.')
     x = Conv(self.features, self.kernel_size, self.stride, self.padding,
              self.pad_type, self.kernel_init,
-             spectral_norm=self.norm == 'sn', name='conv')(
+             spectral_norm=self.norm == 'sn', dtype=self.dtype, name='conv')(
                  x, update_stats=update_stats)
     if self.norm == 'in':
-      x = instance_norm(x)
+      x = layer_norms.instance_norm(x)
     elif self.norm == 'adain':
       if adain_params is None:
         raise ValueError("norm='adain' needs adain_params=(gamma, beta).")
@@ -294,15 +307,17 @@ class ResBlock(nn.Module):
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, adain_params=None):
     channels = x.shape[-1]
     first, second = adain_params if adain_params is not None else (None, None)
     y = ConvBlock(channels, 3, 1, 1, self.norm, self.activation,
-                  self.pad_type, self.kernel_init, name='conv1')(x, first)
+                  self.pad_type, self.kernel_init, self.dtype,
+                  name='conv1')(x, first)
     y = ConvBlock(channels, 3, 1, 1, self.norm, 'none', self.pad_type,
-                  self.kernel_init, name='conv2')(y, second)
+                  self.kernel_init, self.dtype, name='conv2')(y, second)
     return x + y
 
 
@@ -310,13 +325,16 @@ class ResBlocks(nn.Module):
   """`num_blocks` ResBlocks named `block_0` … in sequence.
 
   With norm='adain', `adain_params` is the MLP output (B, 4·num_blocks·C):
-  block i conv j uses layer 2i + j of `split_adain_params`.
+  block i conv j uses layer 2i + j of `split_adain_params`. `remat`
+  rematerialises each block in the backward pass.
   """
   num_blocks: int
   norm: str = 'in'
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x, adain_params=None):
@@ -324,10 +342,11 @@ class ResBlocks(nn.Module):
     if adain_params is not None:
       layers = split_adain_params(adain_params, x.shape[-1],
                                   2 * self.num_blocks)
+    block = compute.maybe_remat(ResBlock, self.remat)
     for i in range(self.num_blocks):
       block_params = None if layers is None else layers[2 * i:2 * i + 2]
-      x = ResBlock(self.norm, self.activation, self.pad_type, self.kernel_init,
-                   name=f'block_{i}')(x, block_params)
+      x = block(self.norm, self.activation, self.pad_type, self.kernel_init,
+                self.dtype, name=f'block_{i}')(x, block_params)
     return x
 
 
@@ -344,14 +363,17 @@ class ImageDis(nn.Module):
   activation: str = 'lrelu'
   pad_type: str = 'reflect'
   kernel_init: str = 'gaussian'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, update_stats: bool = False):
     for i in range(self.n_layer):
       x = ConvBlock(self.dim * 2**i, 4, 2, 1, 'none' if i == 0 else self.norm,
                     self.activation, self.pad_type, self.kernel_init,
-                    name=f'layer_{i}')(x, update_stats=update_stats)
-    return Conv(1, 1, kernel_init=self.kernel_init, name='head')(x)
+                    self.dtype, name=f'layer_{i}')(
+                        x, update_stats=update_stats)
+    return compute.float32(Conv(1, 1, kernel_init=self.kernel_init,
+                                dtype=self.dtype, name='head')(x))
 
 
 class MsImageDis(nn.Module):
@@ -369,6 +391,7 @@ class MsImageDis(nn.Module):
   activation: str = 'lrelu'
   pad_type: str = 'reflect'
   kernel_init: str = 'gaussian'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, update_stats: bool = False
@@ -376,7 +399,7 @@ class MsImageDis(nn.Module):
     outs = []
     for i in range(self.num_scales):
       outs.append(ImageDis(self.dim, self.n_layer, self.norm, self.activation,
-                           self.pad_type, self.kernel_init,
+                           self.pad_type, self.kernel_init, self.dtype,
                            name=f'scale_{i}')(x, update_stats=update_stats))
       if i + 1 < self.num_scales:
         x = downsample_avg(x)

@@ -39,15 +39,25 @@ E's linear heads N(0, 0.01²); biases 0; BN γ = 1, β = 0; FRN γ = 1, β = τ 
 Parameter counts (tests/models/test_tunit_parity.py): E 9,296,778 (K = 10,
 S = 128), G 27,333,763 (S = 128) and 7,143,299 (S = 64), D 70,935,242
 (K = 10, S = 128).
+
+Every network has a compute `dtype` (`layers.compute`): float32 params,
+convs and dense layers in `dtype`, BN / IN / AdaIN / FRN statistics in
+float32, float32 outputs. `remat` (G and D) recomputes G's residual blocks
+and D's pre-activation blocks in the backward pass; E's VGG trunk (with
+BatchNorm statistics updates) is never rematerialised.
 """
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax.numpy as jnp
 from jax import lax
 from flax import linen as nn
+from flax.linen.dtypes import promote_dtype
 
+from i2ijax.layers import compute
+from i2ijax.layers import norm as layer_norms
 from i2ijax.layers.norm import instance_norm
 
 EPS = 1e-5
@@ -89,12 +99,14 @@ class Conv(nn.Module):
   pad_mode: str = 'reflect'      # 'reflect' or 'zero'
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = HE_FAN_IN
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     k = self.kernel_size
     kernel = self.param('kernel', self.kernel_init,
                         (k, k, x.shape[-1], self.features))
+    x, kernel = promote_dtype(x, kernel, dtype=self.dtype)
     p = self.padding
     if self.pad_mode == 'reflect':
       if p and min(x.shape[1:3]) <= p:
@@ -110,7 +122,8 @@ class Conv(nn.Module):
     y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride),
                                  padding, dimension_numbers=_DIMS)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,))
+      bias = self.param('bias', nn.initializers.zeros, (self.features,))
+      y = y + bias.astype(self.dtype)
     return y
 
 
@@ -135,6 +148,7 @@ class GuidingNetwork(nn.Module):
   num_clusters: int = 10
   style_dim: int = 128
   widths: Sequence[int | str] = VGG11
+  dtype: Any = jnp.float32
 
   def _features(self, x, train: bool):
     """Pooled trunk features (B, last width)."""
@@ -144,9 +158,11 @@ class GuidingNetwork(nn.Module):
         x = _max_pool2(x)
         continue
       x = Conv(v, 3, padding=1, pad_mode='zero', kernel_init=HE_FAN_OUT,
-               name=f'conv{conv_index}')(x)
+               dtype=self.dtype, name=f'conv{conv_index}')(x)
+      # Statistics in float32 (Flax's default), output in `dtype`.
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                       epsilon=EPS, name=f'bn{conv_index}')(x)
+                       epsilon=EPS, dtype=self.dtype,
+                       name=f'bn{conv_index}')(x)
       x = nn.relu(x)
       conv_index += 1
     return jnp.mean(x, axis=(1, 2))
@@ -155,17 +171,16 @@ class GuidingNetwork(nn.Module):
   def __call__(self, x, train: bool = False):
     h = self._features(x, train)
     logits = nn.Dense(self.num_clusters, kernel_init=HEAD_INIT,
-                      name='class_head')(h)
+                      dtype=self.dtype, name='class_head')(h)
     style = nn.Dense(self.style_dim, kernel_init=HEAD_INIT,
-                     name='style_head')(h)
-    return logits, style
+                     dtype=self.dtype, name='style_head')(h)
+    return compute.float32((logits, style))
 
 
 # ------------------------------------------------------------------ G
 def adain(x, scale, bias, eps: float = EPS):
   """scale·IN(x) + bias with per-sample (B, C) scale and bias; x (B,H,W,C)."""
-  return (instance_norm(x, eps) * scale[:, None, None, :] +
-          bias[:, None, None, :])
+  return layer_norms.affine_instance_norm(x, scale, bias, eps)
 
 
 def adain_channels(nf: int, n_downs: int, n_res: int = 2) -> list[int]:
@@ -199,6 +214,7 @@ class ResBlock(nn.Module):
   norm is InstanceNorm, or AdaIN when `adain_params` = ((scale_a, bias_a),
   (scale_b, bias_b)) is given. No activation after the sum.
   """
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, adain_params=None):
@@ -207,9 +223,9 @@ class ResBlock(nn.Module):
       if adain_params is None:
         return instance_norm(y)
       return adain(y, *adain_params[j])
-    y = Conv(channels, 3, padding=1, name='conv1')(x)
+    y = Conv(channels, 3, padding=1, dtype=self.dtype, name='conv1')(x)
     y = nn.relu(norm(y, 0))
-    y = Conv(channels, 3, padding=1, name='conv2')(y)
+    y = Conv(channels, 3, padding=1, dtype=self.dtype, name='conv2')(y)
     return x + RES_SCALE * norm(y, 1)
 
 
@@ -218,15 +234,21 @@ class ContentEncoder(nn.Module):
   nf: int
   n_downs: int
   n_res: int = 2
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x):
-    x = nn.relu(instance_norm(Conv(self.nf, 7, padding=3, name='conv_in')(x)))
+    dtype = self.dtype
+    res_block = compute.maybe_remat(ResBlock, self.remat)
+    x = nn.relu(instance_norm(Conv(self.nf, 7, padding=3, dtype=dtype,
+                                   name='conv_in')(x)))
     for i in range(self.n_downs):
-      x = Conv(x.shape[-1] * 2, 4, stride=2, padding=1, name=f'down{i}')(x)
+      x = Conv(x.shape[-1] * 2, 4, stride=2, padding=1, dtype=dtype,
+               name=f'down{i}')(x)
       x = nn.relu(instance_norm(x))
     for i in range(self.n_res):
-      x = ResBlock(name=f'res{i}')(x)
+      x = res_block(dtype, name=f'res{i}')(x)
     return x
 
 
@@ -234,32 +256,40 @@ class Decoder(nn.Module):
   """(content (B, h, w, C_b), AdaIN vector (B, A)) → image (B, h·2^n, ·, 3)."""
   n_downs: int
   n_res: int = 2
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, content, adain_vector):
+    dtype = self.dtype
+    res_block = compute.maybe_remat(ResBlock, self.remat)
     channels = adain_channels(content.shape[-1] // 2**self.n_downs,
                               self.n_downs, self.n_res)
     pairs = split_adain_params(adain_vector, channels)
-    x = content
+    x = content.astype(dtype)
     for i in range(self.n_res):
-      x = ResBlock(name=f'res{i}')(x, pairs[2 * i:2 * i + 2])
+      x = res_block(dtype, name=f'res{i}')(x, pairs[2 * i:2 * i + 2])
     for i in range(self.n_downs):
       x = x.repeat(2, axis=1).repeat(2, axis=2)          # nearest ×2
-      x = Conv(x.shape[-1] // 2, 5, padding=2, name=f'up{i}')(x)
+      x = Conv(x.shape[-1] // 2, 5, padding=2, dtype=dtype, name=f'up{i}')(x)
       x = nn.relu(adain(x, *pairs[2 * self.n_res + i]))
-    return jnp.tanh(Conv(3, 7, padding=3, name='conv_out')(x))
+    return jnp.tanh(Conv(3, 7, padding=3, dtype=dtype, name='conv_out')(x))
 
 
 class StyleMLP(nn.Module):
   """style (B, style_dim) → AdaIN vector (B, out_dim): 3 dense layers."""
   hidden: int
   out_dim: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, s):
-    s = nn.relu(nn.Dense(self.hidden, kernel_init=HE_FAN_IN, name='fc0')(s))
-    s = nn.relu(nn.Dense(self.hidden, kernel_init=HE_FAN_IN, name='fc1')(s))
-    return nn.Dense(self.out_dim, kernel_init=HE_FAN_IN, name='fc2')(s)
+    s = nn.relu(nn.Dense(self.hidden, kernel_init=HE_FAN_IN,
+                         dtype=self.dtype, name='fc0')(s))
+    s = nn.relu(nn.Dense(self.hidden, kernel_init=HE_FAN_IN,
+                         dtype=self.dtype, name='fc1')(s))
+    return nn.Dense(self.out_dim, kernel_init=HE_FAN_IN, dtype=self.dtype,
+                    name='fc2')(s)
 
 
 class Generator(nn.Module):
@@ -275,6 +305,8 @@ class Generator(nn.Module):
   nf: int | None = None
   nf_mlp: int = 256
   n_res: int = 2
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   def setup(self):
     n = _log2(self.image_size, 'Generator image_size') - 4
@@ -283,10 +315,11 @@ class Generator(nn.Module):
                        f'{self.image_size}.')
     self.n_downs = n
     nf = self.width
-    self.encoder = ContentEncoder(nf, n, self.n_res)
-    self.decoder = Decoder(n, self.n_res)
+    self.encoder = ContentEncoder(nf, n, self.n_res, self.dtype, self.remat)
+    self.decoder = Decoder(n, self.n_res, self.dtype, self.remat)
     self.mlp = StyleMLP(self.nf_mlp, 2 * sum(adain_channels(nf, n,
-                                                            self.n_res)))
+                                                            self.n_res)),
+                        self.dtype)
 
   @property
   def width(self) -> int:
@@ -298,13 +331,13 @@ class Generator(nn.Module):
     if x.shape[1:3] != (self.image_size, self.image_size):
       raise ValueError(f'Generator built for {self.image_size}px images got '
                        f'{x.shape[1]}x{x.shape[2]}.')
-    return self.encoder(x)
+    return compute.float32(self.encoder(x))
 
   def adain_params(self, style):
-    return self.mlp(style)
+    return compute.float32(self.mlp(style))
 
   def decode(self, content, style):
-    return self.decoder(content, self.mlp(style))
+    return compute.float32(self.decoder(content, self.adain_params(style)))
 
   def __call__(self, x, style):
     return self.decode(self.encode(x), style)
@@ -324,9 +357,10 @@ class FilterResponseNorm(nn.Module):
     gamma = self.param('gamma', nn.initializers.ones, (c,))
     beta = self.param('beta', nn.initializers.zeros, (c,))
     tau = self.param('tau', nn.initializers.zeros, (c,))
-    nu2 = jnp.mean(jnp.square(x), axis=(1, 2), keepdims=True)
-    x = x * lax.rsqrt(nu2 + self.eps)
-    return jnp.maximum(gamma * x + beta, tau)
+    y = compute.upcast(x)      # statistics in float32
+    nu2 = jnp.mean(jnp.square(y), axis=(1, 2), keepdims=True)
+    y = y * lax.rsqrt(nu2 + self.eps)
+    return jnp.maximum(gamma * y + beta, tau).astype(x.dtype)
 
 
 class ActFirstResBlock(nn.Module):
@@ -337,19 +371,21 @@ class ActFirstResBlock(nn.Module):
   """
   features: int
   downsample: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    cin = x.shape[-1]
+    cin, dtype = x.shape[-1], self.dtype
     y = FilterResponseNorm(name='norm1')(x)
-    y = Conv(cin, 3, padding=1, pad_mode='zero', name='conv1')(y)
+    y = Conv(cin, 3, padding=1, pad_mode='zero', dtype=dtype, name='conv1')(y)
     if self.downsample:
       y = _avg_pool2(y)
     y = FilterResponseNorm(name='norm2')(y)
-    y = Conv(self.features, 3, padding=1, pad_mode='zero', name='conv2')(y)
+    y = Conv(self.features, 3, padding=1, pad_mode='zero', dtype=dtype,
+             name='conv2')(y)
     s = x
     if cin != self.features:
-      s = Conv(self.features, 1, pad_mode='zero', use_bias=False,
+      s = Conv(self.features, 1, pad_mode='zero', use_bias=False, dtype=dtype,
                name='shortcut')(s)
     if self.downsample:
       s = _avg_pool2(s)
@@ -365,6 +401,8 @@ class Discriminator(nn.Module):
   num_domains: int
   dim_in: int | None = None
   max_conv_dim: int = 1024
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x, y):
@@ -373,18 +411,23 @@ class Discriminator(nn.Module):
     if stages < 1 or x.shape[2] != size:
       raise ValueError(f'Discriminator needs square inputs of >= 8 px, got '
                        f'{x.shape[1]}x{x.shape[2]}.')
-    dim = self.dim_in or (64 if size < 256 else 32)
-    x = Conv(dim, 3, padding=1, pad_mode='zero', name='conv_in')(x)
+    dim, dtype = self.dim_in or (64 if size < 256 else 32), self.dtype
+    x = Conv(dim, 3, padding=1, pad_mode='zero', dtype=dtype, name='conv_in')(x)
+    block = compute.maybe_remat(ActFirstResBlock, self.remat)
     for i in range(stages):
       out = min(2 * dim, self.max_conv_dim)
-      x = ActFirstResBlock(dim, name=f'block{2 * i}')(x)
-      x = ActFirstResBlock(out, downsample=True, name=f'block{2 * i + 1}')(x)
+      x = block(dim, dtype=dtype, name=f'block{2 * i}')(x)
+      x = block(out, downsample=True, dtype=dtype,
+                name=f'block{2 * i + 1}')(x)
       dim = out
     x = nn.leaky_relu(x, LRELU_SLOPE)
-    x = Conv(dim, 4, pad_mode='zero', name='conv_head')(x)     # 4×4 → 1×1
+    x = Conv(dim, 4, pad_mode='zero', dtype=dtype,
+             name='conv_head')(x)                              # 4×4 → 1×1
     x = nn.leaky_relu(x, LRELU_SLOPE)
-    logits = Conv(self.num_domains, 1, pad_mode='zero', name='conv_out')(x)
-    logits = logits.reshape(logits.shape[0], self.num_domains)
+    logits = Conv(self.num_domains, 1, pad_mode='zero', dtype=dtype,
+                  name='conv_out')(x)
+    logits = compute.float32(logits.reshape(logits.shape[0],
+                                            self.num_domains))
     selected = jnp.take_along_axis(logits, y[:, None].astype(jnp.int32),
                                    axis=1)[:, 0]
     return selected, logits

@@ -25,10 +25,18 @@ N512): the v1 layer types are used throughout, as the spec recommends (§8.3).
 
 `DomainDiscriminators` holds `dis_a` and `dis_b`, two independent
 `munit_blocks.MsImageDis` (never shared for translation).
+
+`dtype` / `remat` (`layers.compute`): both networks compute in `dtype` with
+float32 params and return float32; `remat` rematerialises the generator's
+residual blocks (shared ones included).
 """
 
+from typing import Any
+
+import jax.numpy as jnp
 from flax import linen as nn
 
+from i2ijax.layers import compute
 from i2ijax.models import munit_blocks as blocks
 
 DOMAINS = ('a', 'b')
@@ -46,11 +54,14 @@ class EncoderFront(nn.Module):
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x):
     common = dict(norm='in', activation=self.activation,
-                  pad_type=self.pad_type, kernel_init=self.kernel_init)
+                  pad_type=self.pad_type, kernel_init=self.kernel_init,
+                  dtype=self.dtype)
     x = blocks.ConvBlock(self.width, 7, 1, 3, name='conv_0', **common)(x)
     features = self.width
     for i in range(self.n_downsample):
@@ -58,7 +69,8 @@ class EncoderFront(nn.Module):
       x = blocks.ConvBlock(features, 4, 2, 1, name=f'conv_{i + 1}',
                            **common)(x)
     return blocks.ResBlocks(self.n_res, 'in', self.activation, self.pad_type,
-                            self.kernel_init, name='res')(x)
+                            self.kernel_init, self.dtype, self.remat,
+                            name='res')(x)
 
 
 class DecoderBack(nn.Module):
@@ -73,19 +85,24 @@ class DecoderBack(nn.Module):
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, z):
     x = blocks.ResBlocks(self.n_res, 'in', self.activation, self.pad_type,
-                         self.kernel_init, name='res')(z)
+                         self.kernel_init, self.dtype, self.remat,
+                         name='res')(z.astype(self.dtype))
     features = z.shape[-1]
     for i in range(self.n_upsample):
       features //= 2
       x = blocks.upsample_nearest(x)
       x = blocks.ConvBlock(features, 5, 1, 2, 'ln', self.activation,
-                           self.pad_type, self.kernel_init, name=f'up_{i}')(x)
+                           self.pad_type, self.kernel_init, self.dtype,
+                           name=f'up_{i}')(x)
     return blocks.ConvBlock(self.out_channels, 7, 1, 3, 'none', 'tanh',
-                            self.pad_type, self.kernel_init, name='out')(x)
+                            self.pad_type, self.kernel_init, self.dtype,
+                            name='out')(x)
 
 
 class VAEGen(nn.Module):
@@ -100,18 +117,22 @@ class VAEGen(nn.Module):
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   def setup(self):
+    common = (self.activation, self.pad_type, self.kernel_init, self.dtype,
+              self.remat)
     self.enc = EncoderFront(self.width, self.n_downsample, self.n_res,
-                            self.activation, self.pad_type, self.kernel_init)
+                            *common)
     self.dec = DecoderBack(self.n_res, self.n_downsample, self.out_channels,
-                           self.activation, self.pad_type, self.kernel_init)
+                           *common)
 
   def encode(self, x):
-    return self.enc(x)
+    return compute.float32(self.enc(x))
 
   def decode(self, h):
-    return self.dec(h)
+    return compute.float32(self.dec(h))
 
   def __call__(self, x):
     return self.decode(self.encode(x))
@@ -134,24 +155,25 @@ class UNITGenerator(nn.Module):
   activation: str = 'relu'
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   def setup(self):
     if not 0 <= self.shared_layers <= self.n_res:
       raise ValueError(f'shared_layers={self.shared_layers} must be in '
                        f'[0, n_res={self.n_res}].')
     own = self.n_res - self.shared_layers
+    common = (self.activation, self.pad_type, self.kernel_init, self.dtype,
+              self.remat)
 
     def enc():
-      return EncoderFront(self.width, self.n_downsample, own, self.activation,
-                          self.pad_type, self.kernel_init)
+      return EncoderFront(self.width, self.n_downsample, own, *common)
 
     def dec():
-      return DecoderBack(own, self.n_downsample, self.out_channels,
-                         self.activation, self.pad_type, self.kernel_init)
+      return DecoderBack(own, self.n_downsample, self.out_channels, *common)
 
     def shared():
-      return blocks.ResBlocks(self.shared_layers, 'in', self.activation,
-                              self.pad_type, self.kernel_init)
+      return blocks.ResBlocks(self.shared_layers, 'in', *common)
 
     self.enc_a, self.enc_b = enc(), enc()
     self.enc_shared, self.dec_shared = shared(), shared()
@@ -160,12 +182,12 @@ class UNITGenerator(nn.Module):
   def encode(self, x, domain: int):
     """Latent mean h = E_domain(x): (B, S/2^n, S/2^n, width·2^n)."""
     front = (self.enc_a, self.enc_b)[domain]
-    return self.enc_shared(front(x))
+    return compute.float32(self.enc_shared(front(x)))
 
   def decode(self, z, domain: int):
     """G_domain(z): (B, S, S, out_channels) in [-1, 1]."""
     back = (self.dec_a, self.dec_b)[domain]
-    return back(self.dec_shared(z))
+    return compute.float32(back(self.dec_shared(z.astype(self.dtype))))
 
   def __call__(self, x):
     """Initialises every part: (G_a(E_a(x)), G_b(E_b(x)))."""
@@ -185,12 +207,13 @@ class DomainDiscriminators(nn.Module):
   activation: str = 'lrelu'
   pad_type: str = 'reflect'
   kernel_init: str = 'gaussian'
+  dtype: Any = jnp.float32
 
   def setup(self):
     def make():
       return blocks.MsImageDis(self.dim, self.n_layer, self.num_scales,
                                self.norm, self.activation, self.pad_type,
-                               self.kernel_init)
+                               self.kernel_init, self.dtype)
 
     self.dis_a, self.dis_b = make(), make()
 

@@ -55,6 +55,7 @@ repeats each deterministic translation `num_styles` times to keep the
 import jax
 import jax.numpy as jnp
 
+from i2ijax.layers import compute
 from i2ijax.losses import reconstruction
 from i2ijax.models import cyclegan as nets
 from i2ijax.training import optim
@@ -139,8 +140,10 @@ class CycleGAN:
     self.num_domains = num_domains
     self.image_size = image_size
     m = config.model
-    gen = nets.ResnetGenerator(ngf=m.width, num_blocks=m.n_res)
-    dis = nets.PatchDiscriminator(ndf=m.dis_width, n_layers=m.dis_layers)
+    options = compute.network_options(m)
+    gen = nets.ResnetGenerator(ngf=m.width, num_blocks=m.n_res, **options)
+    dis = nets.PatchDiscriminator(ndf=m.dis_width, n_layers=m.dis_layers,
+                                  dtype=options['dtype'])
     self.nets = {'gen_ab': gen, 'gen_ba': gen, 'dis_a': dis, 'dis_b': dis}
     self.txs, self.schedules = optim.make_network_optimizers(config,
                                                              self.GROUPS)

@@ -48,6 +48,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from i2ijax.layers import compute
 from i2ijax.losses import adversarial
 from i2ijax.losses import divergences
 from i2ijax.losses import reconstruction
@@ -71,6 +72,9 @@ class MDMM:
   # Which `config.optim.<group>` configures each network.
   GROUPS = {'enc_c': 'g', 'enc_a': 'g', 'gen': 'g', 'dis1': 'd', 'dis2': 'd',
             'dis_content': 'd_content'}
+  # Row i of a batch pairs with row i + B/2 (the two halves translate into
+  # each other's domains); multi-shard batches keep each shard's pairs.
+  paired_halves = True
 
   def __init__(self, config, *, num_domains: int, image_size: int):
     self.config = config
@@ -86,24 +90,28 @@ class MDMM:
   # ---------------------------------------------------------------- networks
   def _build_networks(self) -> dict[str, Any]:
     m = self.model_cfg
+    options = compute.network_options(m)
     nets = dict(
-        enc_c=mdmm_nets.ContentEncoder(width=m.width),
-        enc_a=mdmm_nets.AttributeEncoder(width=m.width, nz=m.nz),
-        gen=mdmm_nets.Generator(content_channels=4 * m.width, nz=m.nz))
+        enc_c=mdmm_nets.ContentEncoder(width=m.width, **options),
+        enc_a=mdmm_nets.AttributeEncoder(width=m.width, nz=m.nz, **options),
+        gen=mdmm_nets.Generator(content_channels=4 * m.width, nz=m.nz,
+                                **options))
     nets.update(self._build_discriminators())
     return nets
 
   def _build_discriminators(self) -> dict[str, Any]:
     m = self.model_cfg
+    dtype = compute.network_options(m)['dtype']
     image_dis = functools.partial(
         mdmm_nets.ImageDiscriminator, width=m.dis_width,
         num_domains=self.num_domains, image_size=self.image_size,
         num_layers=m.dis_layers, zero_pad_head=m.dis_zero_pad_head,
-        spectral_norm=m.dis_spectral_norm)
+        spectral_norm=m.dis_spectral_norm, dtype=dtype)
     nets = dict(dis1=image_dis(), dis2=image_dis())
     if m.content_dis:
       nets['dis_content'] = mdmm_nets.ContentDiscriminator(
-          num_domains=self.num_domains, adaptive=m.content_dis_adaptive)
+          num_domains=self.num_domains, adaptive=m.content_dis_adaptive,
+          dtype=dtype)
     return nets
 
   @property
@@ -452,14 +460,15 @@ class GMVAEMDMM(MDMM):
 
   def _build_networks(self):
     m = self.model_cfg
+    options = compute.network_options(m)
     nets = dict(
-        enc_c=mdmm_nets.ContentEncoder(width=m.width),
+        enc_c=mdmm_nets.ContentEncoder(width=m.width, **options),
         enc_a=gmvae_nets.GMVAEAttributeEncoder(
             width=m.width, feature_dim=m.feature_dim, z_dim=m.nz,
-            num_components=self.num_components, hidden=m.hidden),
+            num_components=self.num_components, hidden=m.hidden, **options),
         gen=gmvae_nets.GMVAEGenerator(
             content_channels=4 * m.width, z_dim=m.nz, use_adain=m.use_adain,
-            double_convt=m.double_convt, hidden=m.hidden))
+            double_convt=m.double_convt, hidden=m.hidden, **options))
     nets.update(self._build_discriminators())
     return nets
 

@@ -47,6 +47,7 @@ and are never updated (they are also saved with each checkpoint).
 import jax
 import jax.numpy as jnp
 
+from i2ijax.layers import compute
 from i2ijax.losses import munit_gan
 from i2ijax.losses import perceptual
 from i2ijax.losses import reconstruction
@@ -107,11 +108,13 @@ class MUNIT:
     self.loss_cfg = config.loss
     self.num_domains = num_domains
     self.image_size = image_size
+    options = compute.network_options(m)
     self.gen = munit_nets.Generator(
         width=m.width, style_dim=m.style_dim, mlp_dim=m.mlp_dim,
-        n_downsample=m.n_downsample, n_res=m.n_res)
+        n_downsample=m.n_downsample, n_res=m.n_res, **options)
     self.dis = munit_nets.discriminator(
-        dim=m.dis_width, n_layer=m.dis_layers, num_scales=m.dis_scales)
+        dim=m.dis_width, n_layer=m.dis_layers, num_scales=m.dis_scales,
+        dtype=options['dtype'])
     self.nets = dict(gen_a=self.gen, gen_b=self.gen, dis_a=self.dis,
                      dis_b=self.dis)
     self.txs, self.schedules = optim.make_network_optimizers(config,

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from i2ijax.data import augment
+from i2ijax.layers import compute
 from i2ijax.losses import adversarial
 from i2ijax.losses import contrastive
 from i2ijax.losses import reconstruction
@@ -89,15 +90,17 @@ class TUNIT:
     self.image_size = image_size
     self.num_clusters = m.num_clusters
     self.num_components = m.num_clusters   # evaluate: cluster_acc_modes
+    options = compute.network_options(m)     # dtype, remat
     self.guide = tunit_nets.GuidingNetwork(
         num_clusters=m.num_clusters, style_dim=m.style_dim,
-        widths=tunit_nets.vgg11_widths(m.guide_width))
+        widths=tunit_nets.vgg11_widths(m.guide_width),
+        dtype=options['dtype'])
     self.gen = tunit_nets.Generator(
         image_size=image_size, style_dim=m.style_dim, nf=m.gen_width or None,
-        nf_mlp=m.mlp_dim, n_res=m.n_res)
+        nf_mlp=m.mlp_dim, n_res=m.n_res, **options)
     self.dis = tunit_nets.Discriminator(
         num_domains=m.num_clusters, dim_in=m.dis_width or None,
-        max_conv_dim=m.dis_max_width)
+        max_conv_dim=m.dis_max_width, **options)
     self.nets = dict(guide=self.guide, gen=self.gen, dis=self.dis)
     self.txs, self.schedules = optim.make_network_optimizers(config,
                                                              self.GROUPS)

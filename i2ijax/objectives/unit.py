@@ -56,6 +56,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from i2ijax.layers import compute
 from i2ijax.losses import munit_gan
 from i2ijax.losses import perceptual
 from i2ijax.losses import reconstruction
@@ -115,16 +116,17 @@ class UNIT:
       vgg_lib.weights_path()     # fails early, naming the install command
     self.num_domains = num_domains
     self.image_size = image_size
+    options = compute.network_options(m)
     self.nets = {
         'g': unit_nets.UNITGenerator(
             width=m.width, n_downsample=m.n_downsample, n_res=m.n_res,
             shared_layers=m.shared_layers, activation=m.activation,
-            pad_type=m.pad_type, kernel_init=m.init),
+            pad_type=m.pad_type, kernel_init=m.init, **options),
         'd': unit_nets.DomainDiscriminators(
             dim=m.dis_width, n_layer=m.dis_layers,
             num_scales=m.dis_scales, norm=m.dis_norm,
             activation=m.dis_activation, pad_type=m.dis_pad_type,
-            kernel_init=m.dis_init),
+            kernel_init=m.dis_init, dtype=options['dtype']),
     }
     self.txs, self.schedules = optim.make_network_optimizers(config,
                                                              self.GROUPS)
