@@ -12,12 +12,26 @@ a checkpoint at the current step and stop cleanly.
 
 A non-finite loss (or update) stops training with the loss's name and step
 (`config.train.on_nonfinite='stop'`); no checkpoint is written for a
-non-finite state, so the newest checkpoint stays the last good one. With
+non-finite state, so the newest checkpoint stays the last good one. In this
+mode the metrics stay on the devices until the next log, sample, checkpoint
+or eval step (one transfer for all of them, no host round trip per step), so
+a bad step is reported there, naming the first non-finite step. With
 'skip' the update is dropped on the device (the step returns its input
-state), logged and counted (`train/skipped_steps`), and training stops after
-`train.max_consecutive_skips` skips in a row.
+state), logged and counted (`train/skipped_steps`), and training stops
+after `train.max_consecutive_skips` skips in a row; this mode fetches every
+step's metrics at once, as the next step depends on them.
+
+Several processes (`training/distributed.py`; `main.py` initializes JAX's
+distributed runtime) train as one: `train.batch_size` is the global batch,
+each process reads its own data shards and puts its rows on its own devices,
+the state is replicated over all devices (the same init on every process,
+checked), every process saves its part of each checkpoint (orbax, and its
+shards' input positions), and process 0 alone writes summaries, sample
+grids and evaluations. A stop signal to any process stops all of them at
+the same step.
 """
 
+import collections
 import contextlib
 import os
 import signal
@@ -35,8 +49,17 @@ from i2ijax import config_lib
 from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.training import checkpoint as checkpoint_lib
+from i2ijax.training import distributed
 from i2ijax.training import parallel
 from i2ijax.utils import images as image_utils
+
+
+# Steps dispatched ahead of the devices before the loop waits for the oldest
+# ('stop' mode): enough to overlap input and dispatch with compute, few
+# enough that queued batches do not pile up in device memory.
+MAX_STEPS_IN_FLIGHT = 2
+# Every device-to-host transfer of the loop's metrics goes through here.
+_fetch = jax.device_get
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -174,21 +197,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   train_cfg = config.train
   rng = jax.random.key(train_cfg.seed)
   init_rng, step_rng = jax.random.split(rng)
+  is_chief = jax.process_index() == 0   # writes summaries, samples, eval
 
+  balanced = getattr(objective, 'balanced_batches', False)
+  parts = _batch_parts(objective, data_spec)
+  split = distributed.split_batch_size(
+      train_cfg.batch_size, data_shards=train_cfg.get('data_shards', 0),
+      parts=parts, process_index=jax.process_index(),
+      process_count=jax.process_count(), device_count=jax.device_count())
+  shards_in_order = lambda batch: jax.tree.map(
+      lambda x: parallel.interleave_shards(x, split.shards, parts), batch)
   if train_cfg.get('parallel', 'jit') == 'pmap':
+    if jax.process_count() > 1:
+      raise ValueError("Bad config value train.parallel='pmap': it runs on "
+                       f'one process, not {jax.process_count()}; use '
+                       "'jit' for multi-process training.")
     devices = parallel.pmap_devices(train_cfg.batch_size)
     mesh = parallel.make_mesh(len(devices), devices)
     make_step = lambda fn: parallel.pmap_step(fn, devices)
-    put_batch = lambda batch: batch     # pmap_step splits it over devices
+    put_batch = shards_in_order   # pmap_step splits it over devices
   else:
     mesh = parallel.make_mesh(train_cfg.batch_size)
-    make_step = lambda fn: parallel.jit_step(fn, mesh)
-    put_batch = lambda batch: parallel.shard_batch(batch, mesh)
-  logging.info('Data parallel with %s over %d devices.',
-               train_cfg.get('parallel', 'jit'), mesh.size)
+    make_step = lambda fn: parallel.jit_step(
+        fn, mesh, num_shards=split.shards, num_parts=parts)
+    put_batch = lambda batch: parallel.global_batch(batch, mesh)
+  logging.info('Data parallel with %s over %d devices of %d processes; '
+               'global batch %d from %d data shards (%d rows read here).',
+               train_cfg.get('parallel', 'jit'), mesh.size,
+               jax.process_count(), split.size, split.shards,
+               split.process_size)
   skip_nonfinite = train_cfg.get('on_nonfinite', 'stop') == 'skip'
   wrap = lambda fn: make_step(guard_nonfinite(fn, skip_nonfinite))
-  state = parallel.replicate(objective.init(init_rng), mesh)
+  state = objective.init(init_rng)
+  distributed.assert_same_on_all_processes(state, 'The initial state')
+  state = parallel.replicate(state, mesh)
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, max_to_keep=train_cfg.keep_checkpoints, remove_incomplete=True)
   resumed = checkpointer.latest_step()
@@ -199,11 +241,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   start_step, iteration = int(state.step), int(state.iteration)
 
   def train_batches(seed_offset):
-    return pipeline.create_train_iterator(
-        config.data, train_cfg.batch_size,
+    """This process's rows of every global batch: its data shards."""
+    iterators = [pipeline.create_train_iterator(
+        config.data, split.shard_size,
         seed=train_cfg.seed * 1_000_003 + seed_offset,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        balanced=getattr(objective, 'balanced_batches', False))
+        process_index=shard, process_count=split.shards, balanced=balanced)
+                 for shard in split.process_shards]
+    if len(iterators) == 1:
+      return iterators[0]
+    return pipeline.ConcatIterator(iterators)
 
   # A resumed run continues the saved stream (restored with the seed it was
   # built with); without a saved position, a fresh stream seeded by the
@@ -232,7 +278,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                           if isinstance(v, (int, float, str, bool))})
   report = periodic_actions.ReportProgress(num_train_steps=train_cfg.num_steps,
                                            writer=writer)
-  sample_inputs = _fixed_sample_inputs(config, data_spec)
+  sample_inputs = (_fixed_sample_inputs(config, data_spec) if is_chief
+                   else None)
   # One compiled program instead of op-by-op dispatch of every layer.
   sample_grid = jax.jit(objective.sample_grid, static_argnames='num_styles')
 
@@ -244,10 +291,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   step = start_step
   last_metrics, log_start = [], time.time()
   skipped, consecutive_skips = 0, 0
+  # 'stop' mode fetches metrics lazily: each step's metrics stay on the
+  # devices until the next log / sample / checkpoint / eval step, where one
+  # transfer brings them all (no host round trip per step, so the host
+  # prepares the next batches while the devices compute). At most
+  # MAX_STEPS_IN_FLIGHT steps are queued ahead of the devices.
+  pending = []     # (step, metrics, params_finite, main_step), on device
+  in_flight = collections.deque()
+
+  def fetch_pending():
+    """Fetches the pending metrics; raises at the first non-finite step."""
+    if not pending:
+      return
+    fetched = _fetch([(m, f) for _, m, f, _ in pending])
+    for (at_step, _, _, main), (metrics, params_finite) in zip(pending,
+                                                               fetched):
+      check_finite(metrics, at_step, params_finite,
+                   checkpointer.latest_step())
+      if main:
+        last_metrics.append(metrics)
+    pending.clear()
+
   # `finally` waits for in-flight async saves, also when a step raises.
   with _StopRequest() as stop, metric_writers.ensure_flushes(
       writer), _closing(checkpointer):
-    while step < train_cfg.num_steps and not stop.requested:
+    # With several processes every one stops if any is asked to.
+    while step < train_cfg.num_steps and not distributed.any_process(
+        stop.requested):
       batch = put_batch(next(train_iter))
       main_step = not (content_d_step is not None and
                        objective.is_content_d_iteration(iteration))
@@ -258,33 +328,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       else:
         step_fn = content_d_step
       new_state, metrics, params_finite = step_fn(state, batch, step_rng)
-      metrics, params_finite = jax.device_get((metrics, params_finite))
-      bad = nonfinite_terms(metrics, params_finite)
-      if bad and not skip_nonfinite:
-        check_finite(metrics, step + 1, params_finite,
-                     checkpointer.latest_step())
-      state = new_state   # with 'skip', the step returned its input state
-      if bad:
-        skipped, consecutive_skips = skipped + 1, consecutive_skips + 1
-        logging.warning('Non-finite loss at step %d: %s. Update skipped '
-                        '(%d in a row, %d in total).', step + 1,
-                        _describe(bad), consecutive_skips, skipped)
-        if consecutive_skips >= train_cfg.max_consecutive_skips:
-          raise NonFiniteLossError(
-              f'Non-finite loss at step {step + 1}: {_describe(bad)}; '
-              f'{consecutive_skips} updates in a row skipped '
-              '(train.max_consecutive_skips). Training stopped; '
-              f'{_kept(checkpointer.latest_step())}')
-        continue
-      consecutive_skips = 0
+      state = new_state   # with 'skip', a bad step returned its input state
+      if skip_nonfinite:
+        # The next step depends on whether this one was skipped: fetch now.
+        metrics, params_finite = _fetch((metrics, params_finite))
+        bad = nonfinite_terms(metrics, params_finite)
+        if bad:
+          skipped, consecutive_skips = skipped + 1, consecutive_skips + 1
+          logging.warning('Non-finite loss at step %d: %s. Update skipped '
+                          '(%d in a row, %d in total).', step + 1,
+                          _describe(bad), consecutive_skips, skipped)
+          if consecutive_skips >= train_cfg.max_consecutive_skips:
+            raise NonFiniteLossError(
+                f'Non-finite loss at step {step + 1}: {_describe(bad)}; '
+                f'{consecutive_skips} updates in a row skipped '
+                '(train.max_consecutive_skips). Training stopped; '
+                f'{_kept(checkpointer.latest_step())}')
+          continue
+        consecutive_skips = 0
+        if main_step:
+          last_metrics.append(metrics)
+      else:
+        pending.append((step + 1, metrics, params_finite, main_step))
+        in_flight.append(metrics)
+        if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+          jax.block_until_ready(in_flight.popleft())
       iteration += 1
       if not main_step:
         continue   # content-D-only iteration
       step += 1
-      last_metrics.append(metrics)
       report(step)
 
-      if step % train_cfg.log_every_steps == 0 or step == train_cfg.num_steps:
+      log_now = (step % train_cfg.log_every_steps == 0 or
+                 step == train_cfg.num_steps)
+      sample_now = is_chief and step % train_cfg.sample_every_steps == 0
+      save_now = step % train_cfg.checkpoint_every_steps == 0
+      eval_now = is_chief and train_cfg.eval_every_steps > 0 and (
+          step % train_cfg.eval_every_steps == 0)
+      if log_now or sample_now or save_now or eval_now:
+        fetch_pending()
+      if log_now:
         summary = {k: float(np.mean([m[k] for m in last_metrics]))
                    for k in last_metrics[0]}
         summary['train/steps_per_sec'] = len(last_metrics) / (
@@ -293,23 +376,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
           summary['train/skipped_steps'] = skipped
         writer.write_scalars(step, summary)
         last_metrics, log_start = [], time.time()
-      if step % train_cfg.sample_every_steps == 0:
+      if sample_now:
         with report.timed('samples'):
-          write_samples(objective, state, sample_inputs, workdir, step,
-                        writer, sample_grid=sample_grid)
-      if step % train_cfg.checkpoint_every_steps == 0:
+          write_samples(objective, parallel.host_local(state), sample_inputs,
+                        workdir, step, writer, sample_grid=sample_grid)
+      if save_now:
         save(step)
-      if train_cfg.eval_every_steps > 0 and (
-          step % train_cfg.eval_every_steps == 0):
+      if eval_now:
+        # The other processes wait for it in their next step.
         with report.timed('eval'):
-          run_eval(config, objective, state, workdir, step, writer)
+          run_eval(config, objective, parallel.host_local(state), workdir,
+                   step, writer)
+    fetch_pending()   # never save a state whose last steps are unchecked
     save(step)
-    if step >= train_cfg.num_steps:
-      write_samples(objective, state, sample_inputs, workdir, step,
-                    writer, sample_grid=sample_grid)
-  if stop.requested:
+    if is_chief and step >= train_cfg.num_steps:
+      write_samples(objective, parallel.host_local(state), sample_inputs,
+                    workdir, step, writer, sample_grid=sample_grid)
+  if step < train_cfg.num_steps:
     logging.warning('Stopped at step %d; run again to resume.', step)
   return state
+
+
+def _batch_parts(objective, data_spec) -> int:
+  """The equal row blocks of a batch that a step relies on: one per domain
+  for balanced batches, the two halves for MDMM's pairs, else 1."""
+  if getattr(objective, 'balanced_batches', False):
+    return len(data_spec.domain_names)
+  return 2 if getattr(objective, 'paired_halves', False) else 1
 
 
 def run_eval(config, objective, state, workdir, step, writer):

@@ -31,14 +31,15 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 jax.config.update('jax_disable_most_optimizations', True)
 
 
-def _user_environment(fast_compile=False):
+def _user_environment(fast_compile=False, extra=None):
   """The environment of a user's run: one CPU device.
 
   This process runs with 8 fake devices and NPROC=16 (above), which makes
   single-device training on 2 cores about 1.6x slower (16 threads compete
   for 2 cores). Subprocess runs of the CLIs drop both, as a user's shell
   would not have them (XLA_FLAGS becomes the one-thread flag below); the
-  compilation cache stays shared.
+  compilation cache stays shared. `extra` adds or replaces variables (e.g.
+  a fake device count for a multi-device run).
   """
   env = dict(os.environ)
   env.pop('NPROC', None)
@@ -51,6 +52,7 @@ def _user_environment(fast_compile=False):
   env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1'
   if fast_compile:   # as this process (above): for runs that test I/O only
     env['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '1'
+  env.update(extra or {})
   return env
 
 
@@ -61,20 +63,24 @@ class ModuleRunner:
   """Runs `python -m MODULE ARGS...` from the repo root as a user would.
 
   `fast_compile=True` compiles with most XLA optimisations off, for runs
-  that check files and messages rather than learning or speed.
+  that check files and messages rather than learning or speed. `env`
+  adds environment variables to the user's (`_user_environment`).
   """
 
-  def __call__(self, module, *args, timeout=900, fast_compile=False):
+  def __call__(self, module, *args, timeout=900, fast_compile=False,
+               env=None):
     """Runs to completion; returns the CompletedProcess (text output)."""
     return subprocess.run([sys.executable, '-m', module, *args],
-                          cwd=REPO_ROOT, env=_user_environment(fast_compile),
+                          cwd=REPO_ROOT,
+                          env=_user_environment(fast_compile, env),
                           capture_output=True, text=True, timeout=timeout,
                           check=False)
 
-  def popen(self, module, *args, fast_compile=False, **kwargs):
+  def popen(self, module, *args, fast_compile=False, env=None, **kwargs):
     """Starts it in the background (`subprocess.Popen` keyword args)."""
     return subprocess.Popen([sys.executable, '-m', module, *args],
-                            cwd=REPO_ROOT, env=_user_environment(fast_compile),
+                            cwd=REPO_ROOT,
+                            env=_user_environment(fast_compile, env),
                             text=True, **kwargs)
 
 

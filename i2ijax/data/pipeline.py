@@ -269,10 +269,12 @@ def create_train_iterator(data_cfg, batch_size: int, *, seed: int,
 
   Args:
     data_cfg: `config.data`.
-    batch_size: per-process batch size B.
+    batch_size: the batch size B of this shard (of this process, when every
+      process reads one shard).
     seed: the same on every process; it is combined with `process_index`.
-    process_index: which shard of every domain this process reads.
-    process_count: number of shards.
+    process_index: which shard of every domain to read.
+    process_count: number of shards (`train.data_shards`, by default one
+      per process).
     balanced: equal, ordered per-domain parts in every batch (B % N == 0).
 
   Returns:
@@ -304,11 +306,12 @@ class TrainIterator:
   tf.data iterator's state (`tf.train.Checkpoint(iterator=...)`: file
   offsets, shuffle and prefetch buffers, the domain-mixing RNG, the example
   counter that seeds the augmentation) to `<directory>/process_<i>.*`, one
-  set of files per process, plus `process_<i>.json` with the seed and the
-  pipeline settings. `restore(directory)` continues with exactly the batches
-  that followed the saved one, rebuilding the pipeline with the saved seed if
-  it differs. The buffers make a saved state about `data.shuffle_buffer`
-  encoded images per domain.
+  set of files per data shard i (per process by default), plus
+  `process_<i>.json` with the seed and the pipeline settings.
+  `restore(directory)` continues with exactly the batches that followed the
+  saved one, rebuilding the pipeline with the saved seed if it differs. The
+  buffers make a saved state about `data.shuffle_buffer` encoded images per
+  domain.
   """
 
   def __init__(self, build, *, seed: int, process_index: int,
@@ -364,6 +367,36 @@ class TrainIterator:
     if saved['seed'] != self.seed:
       self._start(saved['seed'])
     self._checkpoint.read(prefix).assert_consumed()
+
+
+class ConcatIterator:
+  """Batches of several iterators concatenated along the batch axis.
+
+  A process that reads several data shards (`distributed.split_batch_size`)
+  draws one batch of every shard's `TrainIterator` per `next()` and returns
+  them one after the other: {'image': (n·b, S, S, 3), 'domain': (n·b,)}.
+  `save` / `restore` save and restore every shard's position (the files of
+  shard i are `process_<i>.*`, as a process reading shard i alone names
+  them).
+  """
+
+  def __init__(self, iterators):
+    self.iterators = list(iterators)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    batches = [next(it) for it in self.iterators]
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+  def save(self, directory) -> None:
+    for it in self.iterators:
+      it.save(directory)
+
+  def restore(self, directory) -> None:
+    for it in self.iterators:
+      it.restore(directory)
 
 
 def _train_dataset(data_cfg, batch_size, seed, *, process_index,

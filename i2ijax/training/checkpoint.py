@@ -2,17 +2,20 @@
 
 Layout: `<workdir>/checkpoints/<step>/{state, config, data, data_iterator}`
 (step folders named by the main step). `data_iterator` holds the training
-input's position (`pipeline.TrainIterator.save`, one file set per process),
-written synchronously by an orbax handler while the rest is written in the
-background, so it is committed, kept and pruned with the step it belongs to.
-orbax writes every step into a temporary folder and renames it when complete:
-a save cut short (SIGKILL, crash) leaves only that temporary folder, which
-`latest_step` / `restore` never see, so a restart resumes from the previous
-complete step; `remove_incomplete=True` (the training loop) deletes such
-leftovers. Saves are async; `close()` waits for them. The last N are kept,
-and nothing is deleted on an error path: a failing run never saves a
-non-finite state (the loop checks first), and a failed write (disk full:
-`DiskFullError`) leaves the previous checkpoints as they were.
+input's position (`pipeline.TrainIterator.save`, one file set per data
+shard, written by the process that reads it), written synchronously by an
+orbax handler while the rest is written in the background, so it is
+committed, kept and pruned with the step it belongs to. orbax writes every
+step into a temporary folder and renames it when complete: a save cut short
+(SIGKILL, crash) leaves only that temporary folder, which `latest_step` /
+`restore` never see, so a restart resumes from the previous complete step;
+`remove_incomplete=True` (the training loop) deletes such leftovers. With
+several processes every process calls `save` / `restore`: orbax writes the
+state collectively (each process its own shards), the JSON items and the
+commit from process 0. Saves are async; `close()` waits for them. The last
+N are kept, and nothing is deleted on an error path: a failing run never
+saves a non-finite state (the loop checks first), and a failed write (disk
+full: `DiskFullError`) leaves the previous checkpoints as they were.
 """
 
 import contextlib

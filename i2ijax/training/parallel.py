@@ -3,7 +3,11 @@
 jit: the state is replicated and the batch is split along its first axis
 over all devices of a ('data',) mesh; XLA inserts the cross-device
 reductions, so a step gives the same result on 1 or 8 devices (up to float
-reassociation).
+reassociation). With several processes (`distributed.py`) the mesh holds
+the devices of all of them, process by process; each process puts its own
+rows of the batch on its own devices (`global_batch`), and a batch made of
+several data shards is put in the objectives' layout inside the step
+(`interleave_shards`).
 
 pmap (`config.train.parallel = 'pmap'`): the same pure step runs once per
 device on B/D examples. While `pmap_step` traces it, `data_axis_name()`
@@ -32,8 +36,19 @@ _axis_name = contextvars.ContextVar('i2ijax_data_axis', default=None)
 
 
 def make_mesh(batch_size: int, devices=None) -> Mesh:
-  """A ('data',) mesh over as many devices as evenly divide the batch."""
+  """A ('data',) mesh over as many devices as evenly divide the batch.
+
+  With several processes: over all devices, process by process (the batch
+  must split over all of them: `distributed.split_batch_size`), so that
+  process p's rows [p·B/P, (p+1)·B/P) lie on its own devices.
+  """
   devices = list(jax.devices() if devices is None else devices)
+  if jax.process_count() > 1:
+    devices.sort(key=lambda d: (d.process_index, d.id))
+    if batch_size % len(devices):
+      raise ValueError(f'A batch of {batch_size} does not split over the '
+                       f'{len(devices)} devices of {jax.process_count()} '
+                       'processes.')
   count = len(devices)
   while batch_size % count:
     count -= 1
@@ -53,18 +68,84 @@ def shard_batch(batch, mesh: Mesh):
   return jax.device_put(batch, data_sharded(mesh))
 
 
+def global_batch(local_batch, mesh: Mesh):
+  """This process's rows (pytree of (B/P, ...) host arrays) -> the global
+  (B, ...) batch sharded over `mesh`, process p's rows being rows
+  [p·B/P, (p+1)·B/P) (every process calls it with its own rows). With one
+  process: `shard_batch`."""
+  if jax.process_count() == 1:
+    return shard_batch(local_batch, mesh)
+  sharding = data_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(
+          sharding, x, (x.shape[0] * jax.process_count(), *x.shape[1:])),
+      local_batch)
+
+
+def interleave_shards(x, num_shards: int, num_parts: int):
+  """Rows [shard 0 | shard 1 | ...] -> [part 0 of every shard | part 1 ...].
+
+  `x` (B, ...) (numpy or jax) holds `num_shards` shard batches one after the
+  other, each made of `num_parts` equal blocks (its halves, or one block per
+  domain). The result holds block k of every shard, shard by shard, as
+  block k of the global batch: rows [k·B/K, (k+1)·B/K) are again block k
+  (K = num_parts), so a step that splits its batch into halves or domains
+  sees each shard's rows where one shard's batch has them.
+  """
+  if num_shards == 1 or num_parts == 1:
+    return x
+  blocks = x.reshape(num_shards, num_parts, x.shape[0] // (
+      num_shards * num_parts), *x.shape[1:])
+  return blocks.swapaxes(0, 1).reshape(x.shape)
+
+
 def replicate(tree, mesh: Mesh):
-  return jax.device_put(tree, replicated(mesh))
+  """The same value on every device of `mesh` (with several processes each
+  process passes the same value: its devices get its copy)."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, replicated(mesh))
+  sharding = replicated(mesh)
+
+  def put(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key):
+      # device_put refuses typed keys for devices of other processes.
+      return jax.random.wrap_key_data(
+          jax.device_put(jax.random.key_data(x), sharding),
+          impl=jax.random.key_impl(x))
+    return jax.device_put(x, sharding)
+  return jax.tree.map(put, tree)
 
 
-def jit_step(step_fn, mesh: Mesh, donate: bool = True):
+def host_local(tree):
+  """A replicated tree's copy on this process's first device (for local
+  work such as sample grids on one process); with one process: `tree`."""
+  if jax.process_count() == 1:
+    return tree
+  return jax.tree.map(
+      lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x,
+      tree)
+
+
+def jit_step(step_fn, mesh: Mesh, donate: bool = True, num_shards: int = 1,
+             num_parts: int = 1):
   """jit of a pure (state, batch, rng) -> (state, ...) step on `mesh`.
 
-  Every output (state, metrics, ...) comes back replicated.
+  Every output (state, metrics, ...) comes back replicated. A batch of
+  `num_shards` shard batches of `num_parts` blocks each is first put in
+  block order (`interleave_shards`, on the devices).
   """
-  repl = replicated(mesh)
+  repl, sharded = replicated(mesh), data_sharded(mesh)
+  if num_shards > 1 and num_parts > 1:
+    inner = step_fn
+
+    def step_fn(state, batch, rng):
+      batch = jax.tree.map(
+          lambda x: jax.lax.with_sharding_constraint(
+              interleave_shards(x, num_shards, num_parts), sharded), batch)
+      return inner(state, batch, rng)
   return jax.jit(step_fn,
-                 in_shardings=(repl, data_sharded(mesh), repl),
+                 in_shardings=(repl, sharded, repl),
                  out_shardings=repl,
                  donate_argnums=(0,) if donate else ())
 

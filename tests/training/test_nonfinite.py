@@ -84,3 +84,32 @@ def test_skip_drops_the_update_and_stops_after_n_in_a_row(
     train.train_and_evaluate(
         _config(num_steps=5, on_nonfinite='skip', max_consecutive_skips=3),
         str(tmp_path / 'b'))
+
+
+def test_stop_mode_fetches_metrics_only_at_log_and_checkpoint_steps(
+    tmp_path, monkeypatch):
+  """'stop' keeps the metrics on the devices between sync steps (one
+  transfer per log / checkpoint step, none per step), and still names the
+  first bad step and keeps the last good checkpoint when the NaN is seen
+  only at the next checkpoint step."""
+  fetches = []
+
+  def counting_fetch(tree):
+    fetches.append(len(tree))
+    return jax.device_get(tree)
+  monkeypatch.setattr(train, '_fetch', counting_fetch)
+  train.train_and_evaluate(
+      _config(num_steps=6, log_every_steps=3, checkpoint_every_steps=100),
+      str(tmp_path / 'a'))
+  assert fetches == [3, 3]     # steps 1-3 at step 3, steps 4-6 at step 6
+
+  fetches.clear()
+  _poison(monkeypatch, {2})          # the update to step 3
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r'at step 3: .*g/total = nan.*last good '
+                     r'checkpoint \(step 2\)'):
+    train.train_and_evaluate(
+        _config(num_steps=8, log_every_steps=100, checkpoint_every_steps=2),
+        str(tmp_path / 'b'))
+  assert fetches == [2, 2]     # at the checkpoint steps 2 and 4
+  assert _checkpoint_steps(tmp_path / 'b') == [2]
