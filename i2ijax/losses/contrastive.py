@@ -3,7 +3,9 @@
 * `iic_loss(p, p_aug)`: IIC, −I(p; p⁺) estimated from the batch joint
   J = Σ_b p_b p⁺_bᵀ (symmetrised, normalised), with entries of J and of its
   marginals below 1e-10 replaced by 1e-10 (A22):
-    L = −Σ_ij J_ij (ln J_ij − ln r_i − ln c_j),   −ln K ≤ L ≤ 0.
+    L = −Σ_ij J_ij (ln J_ij − λ ln r_i − λ ln c_j),   −ln K ≤ L ≤ 0 at
+  λ = 1 (the reference's default `lamb`; λ > 1 weights the entropy of the
+  marginals more, as IIC's own code allows; no TUNIT config uses it).
 * `info_nce(query, key, queue, queue_valid)`: MoCo InfoNCE with raw dot
   products (A5; `normalize=True` L2-normalises all three first):
     logits_b = [q_b·k_b, q_b·Q_1, …, q_b·Q_N] / τ,  L = mean_b CE(logits_b, 0),
@@ -30,14 +32,16 @@ def _floor(v, eps=IIC_EPS):
   return jnp.where(v < eps, eps, v)
 
 
-def iic_loss(p: jnp.ndarray, p_aug: jnp.ndarray) -> jnp.ndarray:
+def iic_loss(p: jnp.ndarray, p_aug: jnp.ndarray,
+             marginal_weight: float = 1.0) -> jnp.ndarray:
   """−MI of the cluster assignments of two views (IIC).
 
   Args:
     p: (B, K) class probabilities of x (softmax of E's class logits).
     p_aug: (B, K) class probabilities of x⁺.
+    marginal_weight: λ on the marginals' log terms (1 = −MI).
   Returns:
-    scalar in [−ln K, 0] (up to the clamping).
+    scalar in [−ln K, 0] (up to the clamping) at λ = 1.
   """
   joint = p.T @ p_aug                          # Σ_b p_b p⁺_bᵀ, (K, K)
   joint = (joint + joint.T) / 2
@@ -45,7 +49,8 @@ def iic_loss(p: jnp.ndarray, p_aug: jnp.ndarray) -> jnp.ndarray:
   rows = joint.sum(axis=1, keepdims=True)      # marginals of unclamped J
   cols = joint.sum(axis=0, keepdims=True)
   joint, rows, cols = _floor(joint), _floor(rows), _floor(cols)
-  return -jnp.sum(joint * (jnp.log(joint) - jnp.log(rows) - jnp.log(cols)))
+  return -jnp.sum(joint * (jnp.log(joint) - marginal_weight * (
+      jnp.log(rows) + jnp.log(cols))))
 
 
 def _l2_normalize(x, eps=1e-12):

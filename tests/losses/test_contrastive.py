@@ -33,6 +33,22 @@ def test_iic_matches_numpy():
   assert -np.log(5) <= float(loss) <= 0
 
 
+def test_iic_marginal_weight_is_the_references_lamb():
+  """L_λ = −Σ J (ln J − λ ln r − λ ln c) = L_1 − (λ − 1)·2·H(r) for the
+  symmetric J: more weight on balanced marginals."""
+  rng = np.random.default_rng(1)
+  p = _softmax(rng.normal(size=(16, 4)) * 2)
+  p_aug = _softmax(rng.normal(size=(16, 4)) * 2)
+  joint = p.T @ p_aug
+  joint = (joint + joint.T) / 2
+  joint /= joint.sum()
+  marginal = joint.sum(1)
+  entropy = -np.sum(marginal * np.log(marginal))
+  np.testing.assert_allclose(
+      contrastive.iic_loss(p, p_aug, marginal_weight=1.5),
+      _iic_numpy(p, p_aug) - 0.5 * 2 * entropy, rtol=1e-5)
+
+
 def test_iic_minimum_is_minus_log_k_for_a_perfect_balanced_clustering():
   k = 4
   p = jax.nn.one_hot(jnp.arange(12) % k, k)
