@@ -48,7 +48,8 @@ def _conv(features: int, kernel_size: int, stride: int = 1,
   return nn.Conv(features, (kernel_size, kernel_size), (stride, stride),
                  padding=[(padding, padding)] * 2,
                  kernel_init=init.conv_kernel,
-                 bias_init=nn.initializers.zeros, name=name, dtype=dtype)
+                 bias_init=nn.initializers.zeros, name=name, dtype=dtype,
+                 conv_general_dilated=conv.conv_general_dilated)
 
 
 class ResnetBlock(nn.Module):

@@ -57,6 +57,7 @@ from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
 
 from i2ijax.layers import compute
+from i2ijax.layers import conv
 from i2ijax.layers import norm as layer_norms
 
 EPS = 1e-5
@@ -221,8 +222,8 @@ class Conv(nn.Module):
       raise ValueError(
           f'A {k}x{k} conv needs a (padded) input of at least {k} pixels, '
           f'got {x.shape[1]}x{x.shape[2]}.')
-    y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride),
-                                 'VALID', dimension_numbers=_DIMS)
+    y = conv.conv_general_dilated(x, kernel, (self.stride, self.stride),
+                                  'VALID', dimension_numbers=_DIMS)
     return y + bias
 
   def _spectral_normalize(self, kernel, update_stats):

@@ -57,6 +57,7 @@ from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
 
 from i2ijax.layers import compute
+from i2ijax.layers import conv
 from i2ijax.layers import norm as layer_norms
 from i2ijax.layers.norm import instance_norm
 
@@ -119,8 +120,8 @@ class Conv(nn.Module):
     else:
       raise ValueError(f'Unknown pad_mode {self.pad_mode!r}; use reflect or '
                        'zero.')
-    y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride),
-                                 padding, dimension_numbers=_DIMS)
+    y = conv.conv_general_dilated(x, kernel, (self.stride, self.stride),
+                                  padding, dimension_numbers=_DIMS)
     if self.use_bias:
       bias = self.param('bias', nn.initializers.zeros, (self.features,))
       y = y + bias.astype(self.dtype)

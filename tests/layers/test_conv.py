@@ -205,3 +205,35 @@ def test_spectral_norm_power_iteration():
   with pytest.raises(Exception):
     conv.apply({'params': variables['params'], 'batch_stats': stats}, x,
                update_stats=True)
+
+
+@pytest.mark.parametrize('k,s,size', [(3, 1, 9), (7, 1, 12), (4, 2, 10),
+                                      (4, 2, 9), (5, 1, 6), (1, 1, 5)])
+def test_unpadded_conv_equals_lax_and_runs_padded_on_cpu(k, s, size):
+  """`conv.conv_general_dilated` of a VALID conv: the values and gradients
+  of lax's, computed on XLA:CPU as a conv with `s` appended zero rows and
+  columns (the fast path) whose extra last output row / column is cropped;
+  1×1 convs (matrix products) stay as they are."""
+  conv_fn = layers.conv.conv_general_dilated
+  dims = ('NHWC', 'HWIO', 'NHWC')
+  x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
+  w = jax.random.normal(jax.random.key(1), (k, k, 3, 5))
+
+  def loss(fn, x, w):
+    y = fn(x, w, (s, s), 'VALID', dimension_numbers=dims)
+    return jnp.sum(jnp.sin(y)), y
+
+  (_, y), grads = jax.value_and_grad(
+      lambda x, w: loss(conv_fn, x, w), (0, 1), has_aux=True)(x, w)
+  (_, y_ref), grads_ref = jax.value_and_grad(
+      lambda x, w: loss(lax.conv_general_dilated, x, w), (0, 1),
+      has_aux=True)(x, w)
+  assert y.shape == y_ref.shape
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for g, g_ref in zip(grads, grads_ref):
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+  hlo = jax.jit(lambda x, w: conv_fn(
+      x, w, (s, s), [(0, 0), (0, 0)], dimension_numbers=dims)).lower(
+          x, w).as_text()
+  padded = f'pad = [[0, {s}], [0, {s}]]' in hlo
+  assert padded == (k > 1), hlo
