@@ -3,6 +3,7 @@
 import itertools
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -237,3 +238,58 @@ def test_unpadded_conv_equals_lax_and_runs_padded_on_cpu(k, s, size):
           x, w).as_text()
   padded = f'pad = [[0, {s}], [0, {s}]]' in hlo
   assert padded == (k > 1), hlo
+
+
+def _conv_eqns(jaxpr):
+  """The conv_general_dilated equations of a jaxpr, nested ones included."""
+  found = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == 'conv_general_dilated':
+      found.append(eqn)
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      found.extend(_conv_eqns(sub))
+  return found
+
+
+@pytest.mark.parametrize('batch,size,k,s,padding', [
+    (3, 66, 3, 1, 'VALID'), (9, 40, 3, 1, [(1, 1), (1, 1)]),
+    (3, 67, 4, 2, 'VALID'), (2, 66, 4, 2, [(1, 2), (0, 1)]),
+    (1, 130, 4, 2, 'VALID'), (2, 9, 3, 2, 'VALID')])
+def test_custom_conv_gradients_equal_autodiff(batch, size, k, s, padding):
+  """On XLA:CPU the kernel gradient of a large-batch × pixels conv is a sum
+  over batch slices and a strided conv's input gradient a sub-pixel
+  transposed conv: the same values as lax's autodiff, first and second
+  order (an R1-style penalty), and the rewritten forms are what is traced."""
+  conv_fn = layers.conv.conv_general_dilated
+  dims = ('NHWC', 'HWIO', 'NHWC')
+  x = jax.random.normal(jax.random.key(0), (batch, size, size + 3, 8))
+  w = jax.random.normal(jax.random.key(1), (k, k, 8, 16)) * 0.1
+
+  def loss(fn, x, w):
+    return jnp.sum(jnp.sin(fn(x, w, (s, s), padding, dimension_numbers=dims)))
+
+  def penalty(fn, x, w):   # ‖∂loss/∂x‖², differentiated again for w
+    return jnp.sum(jax.grad(loss, 1)(fn, x, w) ** 2)
+
+  for objective in (loss, penalty):
+    got = jax.grad(lambda x, w: objective(conv_fn, x, w), (0, 1))(x, w)
+    want = jax.grad(lambda x, w: objective(lax.conv_general_dilated, x, w),
+                    (0, 1))(x, w)
+    for g, g_ref in zip(got, want):
+      scale = float(jnp.abs(g_ref).max())
+      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
+
+  eqns = _conv_eqns(jax.make_jaxpr(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
+  out_pixels = ((size + sum(padding[0]) - k) // s + 1 if padding != 'VALID'
+                else (size - k) // s + 1) ** 2
+  sliced = batch > 1 and batch * out_pixels >= 8192
+  phases = s > 1 and size * (size + 3) >= 64 * 64
+  kernel_grads = [e for e in eqns if e.outvars[0].aval.shape == w.shape]
+  slice_size = -(-batch // 8) if sliced else batch
+  assert len(kernel_grads) == len(range(0, batch, slice_size))
+  assert {e.invars[0].aval.shape[0] for e in kernel_grads} <= {
+      slice_size, batch % slice_size}
+  dilated = [e for e in eqns
+             if any(d != 1 for d in e.params['lhs_dilation'])]
+  assert bool(dilated) == (s > 1 and not phases), dilated
