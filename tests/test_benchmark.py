@@ -1,5 +1,6 @@
 """experiments/benchmark.py runs the real step and reports what it claims."""
 
+import functools
 import importlib.util
 import json
 import os
@@ -17,7 +18,10 @@ KEYS = ('model', 'image_size', 'batch_size', 'dtype', 'remat', 'compile_s',
         'peak_mem_mb', 'flops_per_iter', 'n_params')
 
 
+@functools.cache
 def _load_benchmark():
+  """experiments/benchmark.py, loaded once per process (it defines absl
+  flags, which a second load would define twice)."""
   spec = importlib.util.spec_from_file_location(
       'benchmark', REPO / 'experiments' / 'benchmark.py')
   module = importlib.util.module_from_spec(spec)
