@@ -54,6 +54,12 @@ slices) kernel gradients once batch × output pixels ≥ 8192; a strided conv's
 input gradient (XLA's lhs-dilated conv) is 1.3-4× faster as the sub-pixel
 transposed conv above. Same sums in another order; measured per shape in
 `_weight_grad_by_slices_pays` / `_input_grad_by_phases_pays`.
+
+Nearest upsampling followed by a padded conv (MUNIT / UNIT / TUNIT
+decoders) is `upsample_conv`: f² phase convs of the low-resolution map
+with the taps that read the same pixel summed, i.e. a 5×5 conv after a ×2
+upsample costs four 3×3 convs of the input (2.8× fewer multiply-adds on
+every backend).
 """
 
 import math
@@ -61,6 +67,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
@@ -350,6 +357,128 @@ def subpixel_conv_transpose(x, kernel, stride, padding, output_padding):
   y = y.reshape(batch, rows, cols, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
   y = y.reshape(batch, rows * s, cols * s, cout)
   return y[:, :out_h, :out_w]
+
+
+_UPSAMPLE_PAD_MODES = {'reflect': 'edge', 'replicate': 'edge',
+                       'zero': 'constant'}
+
+
+def _upsample_phase_kernel(kernel, factor, padding):
+  """kernel (k, k, Cin, Cout) → (span, span, Cin, f·f·Cout) and d_min.
+
+  Tap t of output phase r reads low-res offset d = ⌊(r + t − p)/f⌋; the taps
+  that share an offset are summed into one.
+  """
+  k = kernel.shape[0]
+  offsets = [[(r + t - padding) // factor for t in range(k)]
+             for r in range(factor)]
+  d_min = offsets[0][0]
+  span = offsets[-1][-1] - d_min + 1
+  select = np.zeros((factor, span, k), np.float32)   # (phase, offset, tap)
+  for r, row in enumerate(offsets):
+    for t, d in enumerate(row):
+      select[r, d - d_min, t] = 1.0
+  select = jnp.asarray(select, kernel.dtype)
+  phase = jnp.einsum('rdh,sew,hwio->deirso', select, select, kernel)
+  cin, cout = kernel.shape[2], kernel.shape[3]
+  return phase.reshape(span, span, cin, factor * factor * cout), d_min
+
+
+def upsample_conv(x, kernel, factor, padding, pad_mode='reflect'):
+  """VALID conv of pad(nearest_upsample(x, factor), padding) without the
+  upsampled map: x (B, H, W, Cin), kernel (k, k, Cin, Cout) HWIO →
+  (B, fH + 2p − k + 1, fW + 2p − k + 1, Cout).
+
+  Output pixel o = f·m + r reads upsampled pixels o − p + t = x[m + ⌊(r + t −
+  p)/f⌋], so each of the f² output phases is a stride-1 conv of x with the
+  taps that read the same pixel summed (a 5×5 kernel after a ×2 upsample
+  becomes four 3×3 kernels: 36 instead of 100 multiply-adds per input
+  pixel); one conv with f²·Cout outputs and a depth-to-space shuffle give all
+  phases. Zero and replicate padding of the upsampled map are zero and edge
+  padding of x, so those are exact everywhere. A reflection pad is not a pad
+  of x (its outer rows mirror the inner upsampled rows x[1], x[0], …): the
+  phase conv uses edge padding and the max(0, p − f + 1) output rows /
+  columns on each side whose window reaches such a row are recomputed from
+  the real reflect-padded upsampled border strips. Same sums as the direct
+  form (float rounding aside).
+  """
+  if pad_mode not in _UPSAMPLE_PAD_MODES:
+    raise ValueError(f'Unknown pad mode {pad_mode!r}; use one of '
+                     f'{sorted(_UPSAMPLE_PAD_MODES)}.')
+  k, cout = kernel.shape[0], kernel.shape[3]
+  f, p = factor, padding
+  batch, height, width = x.shape[:3]
+  out_h, out_w = f * height + 2 * p - k + 1, f * width + 2 * p - k + 1
+  if min(out_h, out_w) < 1:
+    raise ValueError(
+        f'A {k}x{k} conv needs a (padded) input of at least {k} pixels, got '
+        f'{f * height + 2 * p}x{f * width + 2 * p}.')
+  if pad_mode == 'reflect' and min(f * height, f * width) <= p:
+    raise ValueError(
+        f'Reflection padding {p} needs a feature map larger than {p} pixels, '
+        f'got {f * height}x{f * width}.')
+  phase_kernel, d_min = _upsample_phase_kernel(kernel, f, p)
+  span = phase_kernel.shape[0]
+  rows, cols = -(-out_h // f), -(-out_w // f)
+  pads = [(-d_min, rows + span - 1 + d_min - height),
+          (-d_min, cols + span - 1 + d_min - width)]
+  if pad_mode == 'zero':
+    y = conv_general_dilated(x, phase_kernel, (1, 1), pads,
+                             dimension_numbers=_DIMS)
+  else:
+    # Negative pads (a phase never reads that far) crop.
+    crop = [(max(0, -lo), max(0, -hi)) for lo, hi in pads]
+    x_cropped = x[:, crop[0][0]:height - crop[0][1],
+                  crop[1][0]:width - crop[1][1]]
+    x_padded = jnp.pad(x_cropped, [(0, 0)] + [(max(0, lo), max(0, hi))
+                                              for lo, hi in pads] + [(0, 0)],
+                       mode='edge')
+    y = conv_general_dilated(x_padded, phase_kernel, (1, 1), 'VALID',
+                             dimension_numbers=_DIMS)
+  y = y.reshape(batch, rows, cols, f, f, cout).transpose(0, 1, 3, 2, 4, 5)
+  y = y.reshape(batch, rows * f, cols * f, cout)[:, :out_h, :out_w]
+  if pad_mode == 'reflect':
+    y = _exact_reflect_border(y, x, kernel, f, p)
+  return y
+
+
+def _exact_reflect_border(y, x, kernel, factor, padding):
+  """Recomputes the border outputs of `upsample_conv` that read mirrored
+  upsampled rows / columns, from the direct form on border strips."""
+  k, f, p = kernel.shape[0], factor, padding
+  height, width = x.shape[1], x.shape[2]
+  out_h, out_w = y.shape[1], y.shape[2]
+
+  def direct(strip):
+    up = strip.repeat(f, axis=1).repeat(f, axis=2)
+    up = jnp.pad(up, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
+    return conv_general_dilated(up, kernel, (1, 1), 'VALID',
+                                dimension_numbers=_DIMS)
+
+  def counts(size, out):
+    low = max(0, p - f + 1)                    # window reaches row ≤ −f
+    high = max(0, out - (f * size + f + p - k))   # … row ≥ f·size + f − 1
+    return min(low, out), min(high, out)
+
+  for axis, size, out in ((1, height, out_h), (2, width, out_w)):
+    low, high = counts(size, out)
+    if low == 0 and high == 0:
+      continue
+    # Low-res rows of a strip: f·m > max(p, k) upsampled rows hold its
+    # reflect pad and the windows of the recomputed outputs.
+    m = min(size, max(p, k) // f + 1)
+    if low:
+      strip = lax.slice_in_dim(x, 0, m, axis=axis)
+      top = lax.slice_in_dim(direct(strip), 0, low, axis=axis)
+      y = lax.dynamic_update_slice_in_dim(y, top.astype(y.dtype), 0, axis)
+    if high:
+      strip = lax.slice_in_dim(x, size - m, size, axis=axis)
+      bottom = direct(strip)
+      n = bottom.shape[axis]
+      bottom = lax.slice_in_dim(bottom, n - high, n, axis=axis)
+      y = lax.dynamic_update_slice_in_dim(y, bottom.astype(y.dtype),
+                                          out - high, axis)
+  return y
 
 
 class ConvTranspose2d(nn.Module):

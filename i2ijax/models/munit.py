@@ -128,9 +128,8 @@ class Decoder(nn.Module):
     dim = x.shape[-1]
     for i in range(self.n_upsample):
       dim //= 2
-      x = blocks.upsample_nearest(x)
       x = blocks.ConvBlock(dim, 5, 1, 2, 'ln', 'relu', self.pad_type,
-                           dtype=dtype, name=f'up_{i}')(x)
+                           dtype=dtype, upsample=2, name=f'up_{i}')(x)
     return blocks.ConvBlock(self.out_channels, 7, 1, 3, 'none', 'tanh',
                             self.pad_type, dtype=dtype, name='out')(x)
 

@@ -194,10 +194,14 @@ def _l2n(v):
 
 
 class Conv(nn.Module):
-  """pad2d → VALID k×k conv with bias (+ optional MUNIT spectral norm).
+  """[nearest ×upsample →] pad2d → VALID k×k conv with bias (+ optional
+  MUNIT spectral norm).
 
   x: (B, H, W, Cin) → (B, H', W', features). Params `kernel` (k, k, Cin,
-  Cout) and `bias` (Cout,) = 0.
+  Cout) and `bias` (Cout,) = 0. With `upsample` = f > 1 (stride 1) the layer
+  is `nn.Upsample(scale_factor=f)` followed by the padded conv, computed
+  without the upsampled map as f² phase convs (`conv.upsample_conv`: same
+  sums, a 5×5 conv after ×2 costs four 3×3 convs).
   """
   features: int
   kernel_size: int
@@ -206,6 +210,7 @@ class Conv(nn.Module):
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
   spectral_norm: bool = False
+  upsample: int = 1
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -217,6 +222,12 @@ class Conv(nn.Module):
     if self.spectral_norm:
       kernel = self._spectral_normalize(kernel, update_stats)
     x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+    if self.upsample > 1:
+      if self.stride != 1:
+        raise ValueError('An upsampling conv has stride 1, got '
+                         f'{self.stride}.')
+      return conv.upsample_conv(x, kernel, self.upsample, self.padding,
+                                self.pad_type) + bias
     x = pad2d(x, self.padding, self.pad_type)
     if min(x.shape[1:3]) < k:
       raise ValueError(
@@ -269,6 +280,8 @@ class ConvBlock(nn.Module):
   `__call__(x, adain_params=None, *, update_stats=False)`; with
   norm='adain', `adain_params` = (gamma, beta), each (B, features).
   Children: `conv` (`Conv`), and `norm` (`LayerNorm`) when norm='ln'.
+  `upsample` = f > 1 puts MUNIT's `nn.Upsample(scale_factor=f)` (nearest)
+  before the pad and conv (`Conv`).
   """
   features: int
   kernel_size: int
@@ -279,6 +292,7 @@ class ConvBlock(nn.Module):
   pad_type: str = 'reflect'
   kernel_init: str = 'kaiming'
   dtype: Any = jnp.float32
+  upsample: int = 1
 
   @nn.compact
   def __call__(self, x, adain_params=None, *, update_stats: bool = False):
@@ -286,7 +300,8 @@ class ConvBlock(nn.Module):
       raise ValueError(f'Unknown norm {self.norm!r}; use one of {NORMS}.')
     x = Conv(self.features, self.kernel_size, self.stride, self.padding,
              self.pad_type, self.kernel_init,
-             spectral_norm=self.norm == 'sn', dtype=self.dtype, name='conv')(
+             spectral_norm=self.norm == 'sn', upsample=self.upsample,
+             dtype=self.dtype, name='conv')(
                  x, update_stats=update_stats)
     if self.norm == 'in':
       x = layer_norms.instance_norm(x)

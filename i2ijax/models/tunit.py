@@ -88,10 +88,13 @@ def _log2(size: int, what: str) -> int:
 
 
 class Conv(nn.Module):
-  """Pad (reflect or zero) → VALID k×k conv, optional bias.
+  """[Nearest ×upsample →] pad (reflect or zero) → VALID k×k conv, optional
+  bias.
 
   x: (B, H, W, Cin) → (B, H', W', features). Params `kernel` (k, k, Cin,
-  Cout), `bias` (Cout,) = 0.
+  Cout), `bias` (Cout,) = 0. `upsample` = f > 1 (stride 1): the conv of the
+  nearest-upsampled map, computed as f² phase convs of x
+  (`conv.upsample_conv`, same sums).
   """
   features: int
   kernel_size: int
@@ -100,6 +103,7 @@ class Conv(nn.Module):
   pad_mode: str = 'reflect'      # 'reflect' or 'zero'
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = HE_FAN_IN
+  upsample: int = 1
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -108,6 +112,20 @@ class Conv(nn.Module):
     kernel = self.param('kernel', self.kernel_init,
                         (k, k, x.shape[-1], self.features))
     x, kernel = promote_dtype(x, kernel, dtype=self.dtype)
+    if self.upsample > 1:
+      if self.stride != 1:
+        raise ValueError('An upsampling conv has stride 1, got '
+                         f'{self.stride}.')
+      y = conv.upsample_conv(x, kernel, self.upsample, self.padding,
+                             self.pad_mode)
+    else:
+      y = self._padded_conv(x, kernel)
+    if self.use_bias:
+      bias = self.param('bias', nn.initializers.zeros, (self.features,))
+      y = y + bias.astype(self.dtype)
+    return y
+
+  def _padded_conv(self, x, kernel):
     p = self.padding
     if self.pad_mode == 'reflect':
       if p and min(x.shape[1:3]) <= p:
@@ -120,12 +138,8 @@ class Conv(nn.Module):
     else:
       raise ValueError(f'Unknown pad_mode {self.pad_mode!r}; use reflect or '
                        'zero.')
-    y = conv.conv_general_dilated(x, kernel, (self.stride, self.stride),
-                                  padding, dimension_numbers=_DIMS)
-    if self.use_bias:
-      bias = self.param('bias', nn.initializers.zeros, (self.features,))
-      y = y + bias.astype(self.dtype)
-    return y
+    return conv.conv_general_dilated(x, kernel, (self.stride, self.stride),
+                                     padding, dimension_numbers=_DIMS)
 
 
 def _max_pool2(x):
@@ -271,8 +285,8 @@ class Decoder(nn.Module):
     for i in range(self.n_res):
       x = res_block(dtype, name=f'res{i}')(x, pairs[2 * i:2 * i + 2])
     for i in range(self.n_downs):
-      x = x.repeat(2, axis=1).repeat(2, axis=2)          # nearest ×2
-      x = Conv(x.shape[-1] // 2, 5, padding=2, dtype=dtype, name=f'up{i}')(x)
+      x = Conv(x.shape[-1] // 2, 5, padding=2, upsample=2, dtype=dtype,
+               name=f'up{i}')(x)                   # nearest ×2, conv5
       x = nn.relu(adain(x, *pairs[2 * self.n_res + i]))
     return jnp.tanh(Conv(3, 7, padding=3, dtype=dtype, name='conv_out')(x))
 

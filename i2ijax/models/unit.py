@@ -96,10 +96,9 @@ class DecoderBack(nn.Module):
     features = z.shape[-1]
     for i in range(self.n_upsample):
       features //= 2
-      x = blocks.upsample_nearest(x)
       x = blocks.ConvBlock(features, 5, 1, 2, 'ln', self.activation,
                            self.pad_type, self.kernel_init, self.dtype,
-                           name=f'up_{i}')(x)
+                           upsample=2, name=f'up_{i}')(x)
     return blocks.ConvBlock(self.out_channels, 7, 1, 3, 'none', 'tanh',
                             self.pad_type, self.kernel_init, self.dtype,
                             name='out')(x)

@@ -293,3 +293,72 @@ def test_custom_conv_gradients_equal_autodiff(batch, size, k, s, padding):
   dilated = [e for e in eqns
              if any(d != 1 for d in e.params['lhs_dilation'])]
   assert bool(dilated) == (s > 1 and not phases), dilated
+
+
+def _upsample_then_conv(x, w, factor, padding, pad_mode):
+  """The direct form: nearest ×factor, pad, VALID conv (lax)."""
+  up = x.repeat(factor, axis=1).repeat(factor, axis=2)
+  mode = {'reflect': 'reflect', 'zero': 'constant', 'replicate': 'edge'}
+  up = jnp.pad(up, ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+               mode=mode[pad_mode])
+  return lax.conv_general_dilated(up, w, (1, 1), 'VALID',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@pytest.mark.parametrize('height,width,k,padding,factor,pad_mode', [
+    (5, 7, 5, 2, 2, 'reflect'), (2, 3, 5, 2, 2, 'reflect'),
+    (8, 8, 7, 3, 2, 'reflect'), (6, 5, 3, 1, 2, 'reflect'),
+    (4, 6, 4, 1, 2, 'reflect'), (5, 4, 5, 2, 3, 'reflect'),
+    (4, 4, 5, 2, 2, 'zero'), (5, 3, 3, 0, 2, 'zero'),
+    (6, 5, 5, 2, 2, 'replicate')])
+def test_upsample_conv_equals_upsample_then_conv(height, width, k, padding,
+                                                 factor, pad_mode):
+  """`upsample_conv` (phase convs of x, reflect borders recomputed) gives
+  the values and both gradients of nearest upsampling → pad → conv, also
+  for non-square maps, even kernels, ×3 and maps as small as 2 pixels."""
+  x = jax.random.normal(jax.random.key(0), (2, height, width, 3))
+  w = jax.random.normal(jax.random.key(1), (k, k, 3, 4))
+
+  def loss(fn, x, w):
+    y = fn(x, w, factor, padding, pad_mode)
+    return jnp.sum(jnp.sin(y)), y
+
+  (_, y), grads = jax.value_and_grad(
+      lambda x, w: loss(layers.conv.upsample_conv, x, w), (0, 1),
+      has_aux=True)(x, w)
+  (_, y_ref), grads_ref = jax.value_and_grad(
+      lambda x, w: loss(_upsample_then_conv, x, w), (0, 1),
+      has_aux=True)(x, w)
+  assert y.shape == y_ref.shape
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-4)
+  for g, g_ref in zip(grads, grads_ref):
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=5e-4)
+
+
+def test_upsample_conv_computes_no_upsampled_map():
+  """The phase form convolves x itself: every conv of a 5×5 conv after a ×2
+  upsample of a 16×16 map, bar the border strips, reads a 16-pixel-high
+  input with a 3×3 kernel (four phases of Cout outputs each)."""
+  x = jnp.ones((1, 16, 16, 4))
+  w = jnp.ones((5, 5, 4, 6))
+  eqns = _conv_eqns(jax.make_jaxpr(
+      lambda x, w: layers.conv.upsample_conv(x, w, 2, 2, 'reflect'))(
+          x, w).jaxpr)
+  main = [e for e in eqns if e.invars[1].aval.shape[:2] == (3, 3)]
+  assert len(main) == 1 and main[0].invars[1].aval.shape == (3, 3, 4, 24)
+  strips = [e for e in eqns if e not in main]
+  assert all(e.invars[0].aval.shape[1] < 16 or e.invars[0].aval.shape[2] < 16
+             for e in strips), [e.invars[0].aval.shape for e in strips]
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(factor=2, padding=2, pad_mode='mirror'), 'Unknown pad mode'),
+    (dict(factor=2, padding=2, pad_mode='reflect', size=1),
+     'Reflection padding 2'),
+    (dict(factor=2, padding=0, pad_mode='zero', size=2), 'needs a'),
+])
+def test_upsample_conv_rejects_bad_arguments(kwargs, message):
+  size = kwargs.pop('size', 4)
+  x = jnp.ones((1, size, size, 2))
+  with pytest.raises(ValueError, match=message):
+    layers.conv.upsample_conv(x, jnp.ones((5, 5, 2, 3)), **kwargs)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# experiments/benchmark.py at the reference implementations' settings, one run
+# after the other (run it on an otherwise idle machine). One JSON line per run
+# is appended to ${OUT:-cpu_reference_settings.jsonl}; the table in
+# experiments/README.md ("CPU table at the reference settings") comes from it.
+#   experiments/cpu_reference_settings.sh [MODEL ...]   # e.g. munit tunit
+# MODEL: mdmm gmvae_mdmm munit unit cyclegan tunit (default: all). The
+# two-domain models' "batch 1" of the references is one image per domain,
+# i.e. train.batch_size=2 here.
+set -u
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-cpu_reference_settings.jsonl}
+
+bench() {  # bench CONFIG SIZE BATCH STEPS [overrides...]
+  local config=$1 size=$2 batch=$3 steps=$4; shift 4
+  echo "[$(date +%T)] $config ${size}px batch $batch (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  $PY experiments/benchmark.py --config="$config" \
+      --config.data.load_size="$size" --config.data.image_size="$size" \
+      --config.train.batch_size="$batch" --steps="$steps" --warmup=1 "$@" \
+      2> >(grep -v '^[IW][0-9]' >&2) | tail -n 1 >> "$OUT"
+}
+
+models=${*:-mdmm gmvae_mdmm munit unit cyclegan tunit}
+for model in $models; do
+  case $model in
+    mdmm|gmvae_mdmm)
+      bench configs/$model.py:apple2orange 108 2 5
+      bench configs/$model.py:apple2orange 216 2 3 ;;
+    munit)
+      bench configs/munit.py:summer2winter_yosemite 128 2 5
+      bench configs/munit.py:summer2winter_yosemite 256 2 3 ;;
+    unit)
+      bench configs/unit.py:summer2winter 128 2 5
+      bench configs/unit.py:summer2winter 256 2 3 ;;
+    cyclegan)
+      bench configs/cyclegan.py:horse2zebra 256 2 3 ;;
+    tunit)   # the reference's K = 10 (animal faces)
+      bench configs/tunit.py:animal_faces 128 8 3
+      bench configs/tunit.py:animal_faces 128 16 2 ;;
+    *) echo "unknown model $model" >&2; exit 2 ;;
+  esac
+done
