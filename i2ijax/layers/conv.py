@@ -15,9 +15,10 @@ to (k, k, Cin, Cout), *unflipped*, and the layer runs
 giving H_out = (H − 1)·s − 2p + k + op (2·H for k3 s2 p1 op1). It computes
 this by default as s² stride-1 phase convolutions (`subpixel_conv_transpose`):
 output pixel o = s·m + r only receives taps k ≡ r + p (mod s), from input
-pixel m + (r + p − k)/s, so one stride-1 conv with s²·Cout outputs followed
-by a depth-to-space shuffle gives the same sums without multiplying by the
-inserted zeros. Same parameters, same outputs (float rounding aside); its
+pixel m + (r + p − k)/s, so s² stride-1 convs of x, each with only its
+phase's taps, followed by a depth-to-space shuffle give the same sums
+without multiplying by the inserted zeros. Same parameters, same outputs
+(float rounding aside); its
 weight gradient is several times faster on XLA:CPU than that of the
 lhs-dilated form (`method='dilated'`, kept for tests and benchmarks).
 
@@ -314,53 +315,54 @@ def dilated_conv_transpose(x, kernel, stride, padding, output_padding):
 
 
 def _phase_taps(k, stride, padding):
-  """Input offsets d of phase r, tap k: d = (r + p − k)/s when integral.
-
-  Returns (d_min, d_max, taps) with taps a list of (r, k, d).
-  """
-  taps = [(r, t, (r + padding - t) // stride)
-          for r in range(stride) for t in range(k)
-          if (r + padding - t) % stride == 0]
-  offsets = [d for _, _, d in taps]
-  return min(offsets), max(offsets), taps
+  """The taps of each output phase r of a transposed conv: {r: [(d, t)]},
+  input offset d = (r + p − t)/s of kernel tap t where integral, sorted by
+  d (consecutive offsets)."""
+  taps = {r: [] for r in range(stride)}
+  for r in range(stride):
+    for t in range(k):
+      if (r + padding - t) % stride == 0:
+        taps[r].append(((r + padding - t) // stride, t))
+  return {r: sorted(v) for r, v in taps.items()}
 
 
 def subpixel_conv_transpose(x, kernel, stride, padding, output_padding):
-  """PyTorch ConvTranspose2d as a stride-1 conv + depth-to-space.
+  """PyTorch ConvTranspose2d as s² stride-1 phase convs + depth-to-space.
 
   x: (B, H, W, Cin), kernel (k, k, Cin, Cout) unflipped PyTorch layout →
   (B, (H−1)s − 2p + k + op, (W−1)s − 2p + k + op, Cout). Output pixel
   (s·m + r_h, s·n + r_w) = Σ x[m + d_h, n + d_w] · kernel[r_h + p − s·d_h,
-  r_w + p − s·d_w] over the taps with integral offsets d.
+  r_w + p − s·d_w] over the taps with integral offsets d: phase (r_h, r_w)
+  is a stride-1 conv of x with just its own taps (for k3 s2: 1×1, 1×2, 2×1
+  and 2×2 kernels, 9 taps in all where one conv over a shared 2×2 window
+  would multiply 16, 7 of them by zeros).
   """
-  k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+  k, cout = kernel.shape[0], kernel.shape[3]
   s = stride
-  d_min, d_max, taps = _phase_taps(k, s, padding)
-  span = d_max - d_min + 1
-  # Combined kernel (span, span, Cin, s, s, Cout), zero where no tap exists.
-  phase_kernel = jnp.zeros((span, span, cin, s, s, cout), kernel.dtype)
-  for r_h, k_h, d_h in taps:
-    for r_w, k_w, d_w in taps:
-      phase_kernel = phase_kernel.at[d_h - d_min, d_w - d_min, :, r_h, r_w,
-                                     :].set(kernel[k_h, k_w])
-  phase_kernel = phase_kernel.reshape(span, span, cin, s * s * cout)
-  height, width = x.shape[1], x.shape[2]
+  taps = _phase_taps(k, s, padding)
+  batch, height, width = x.shape[:3]
   out_h = (height - 1) * s - 2 * padding + k + output_padding
   out_w = (width - 1) * s - 2 * padding + k + output_padding
   rows, cols = -(-out_h // s), -(-out_w // s)      # phase outputs per axis
-  # Output m reads x[m + d_min .. m + d_max]: pad (or crop) x to cover it.
-  pads = [(-d_min, rows - 1 + d_max - (height - 1)),
-          (-d_min, cols - 1 + d_max - (width - 1))]
-  y = conv_general_dilated(x, phase_kernel, (1, 1), pads,
-                           dimension_numbers=_DIMS)
-  batch = y.shape[0]
-  y = y.reshape(batch, rows, cols, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
-  y = y.reshape(batch, rows * s, cols * s, cout)
+
+  def phase(taps_h, taps_w):
+    if not taps_h or not taps_w:     # k < s: this phase receives no tap
+      return jnp.zeros((batch, rows, cols, cout), jnp.result_type(x, kernel))
+    phase_kernel = jnp.stack([jnp.stack([kernel[t_h, t_w] for _, t_w in taps_w])
+                              for _, t_h in taps_h])
+    # Output m reads x[m + d_first .. m + d_last]: pad (or crop) x to it.
+    pads = [(-taps_h[0][0], rows - 1 + taps_h[-1][0] - (height - 1)),
+            (-taps_w[0][0], cols - 1 + taps_w[-1][0] - (width - 1))]
+    return conv_general_dilated(x, phase_kernel, (1, 1), pads,
+                                dimension_numbers=_DIMS)
+
+  y = jnp.stack([jnp.stack([phase(taps[r_h], taps[r_w]) for r_w in range(s)],
+                           axis=3) for r_h in range(s)], axis=2)
+  y = y.reshape(batch, rows * s, cols * s, cout)   # (B, m, r_h, n, r_w, C)
   return y[:, :out_h, :out_w]
 
 
-_UPSAMPLE_PAD_MODES = {'reflect': 'edge', 'replicate': 'edge',
-                       'zero': 'constant'}
+_UPSAMPLE_PAD_MODES = ('reflect', 'replicate', 'zero')
 
 
 def _upsample_phase_kernel(kernel, factor, padding):

@@ -214,17 +214,20 @@ class MDMM:
     y_a, y_b = _halves(attr['cond'])
     zr_a, zr_b = _halves(z_r)
     yr_a, yr_b = _halves(cond_r)
-    # Both directions in one generator call: target A then target B, each as
-    # [encoded attribute, self-reconstruction, random attribute].
-    fakes = self.generate(
-        g_params,
-        jnp.concatenate([zc_b, zc_a, zc_b, zc_a, zc_b, zc_a]),
-        jnp.concatenate([za_a, za_a, zr_a, za_b, za_b, zr_b]),
-        jnp.concatenate([y_a, y_a, yr_a, y_b, y_b, yr_b]))
-    f = jnp.split(fakes, 6)
-    fake_enc = jnp.concatenate([f[0], f[3]])
-    fake_self = jnp.concatenate([f[1], f[4]])
-    fake_rand = jnp.concatenate([f[2], f[5]])
+    # Both directions (target A, then target B) of the encoded-attribute and
+    # self-reconstruction fakes in one generator call, the random-attribute
+    # fakes in another: the G-alone loss reads only the latter, so its
+    # gradient pulls back through those rows alone (the generator is
+    # per-sample, so the split changes no value).
+    fakes = jnp.split(self.generate(
+        g_params, jnp.concatenate([zc_b, zc_a, zc_a, zc_b]),
+        jnp.concatenate([za_a, za_a, za_b, za_b]),
+        jnp.concatenate([y_a, y_a, y_b, y_b])), 4)
+    fake_enc = jnp.concatenate([fakes[0], fakes[2]])
+    fake_self = jnp.concatenate([fakes[1], fakes[3]])
+    fake_rand = self.generate(g_params, jnp.concatenate([zc_b, zc_a]),
+                              jnp.concatenate([zr_a, zr_b]),
+                              jnp.concatenate([yr_a, yr_b]))
     # Second cross translation (cross-cycle reconstruction).
     zc_rec = self.nets['enc_c'].apply({'params': g_params['enc_c']}, fake_enc,
                                       train=True, rngs={'noise': k_noise2})
@@ -341,7 +344,7 @@ class MDMM:
     temperature = self.temperature(state.step)
     g_params = {n: state.params[n] for n in G_NETS}
     forward = lambda p, k: self.forward(p, x, domain, k, temperature)
-    outs, pullback = jax.vjp(functools.partial(forward, k=k_fwd), g_params)
+    outs = forward(g_params, k_fwd)
 
     # 1. Image discriminators on the (stop-gradient) fakes.
     metrics, d_grads, model_state = {}, {}, dict(state.model_state)
@@ -356,22 +359,27 @@ class MDMM:
     state = state.replace(model_state=model_state)
 
     # 2. EG through the updated dis1; 3. G-alone through the updated dis2,
-    # both pulled back through the same forward pass (pre-update params).
-    (_, eg_terms), eg_cot = jax.value_and_grad(self.eg_loss, has_aux=True)(
-        outs, state, x, domain)
-    (eg_grads,) = pullback(eg_cot)
+    # both differentiated at the same forward pass (pre-update params, same
+    # keys). Written as the gradients of loss(forward(params)), so that each
+    # pulls back only through what its loss reads (G-alone: the random fakes
+    # and their attribute code, not the cross-cycle); the forward pass they
+    # share with step 1 is the same computation, which XLA computes once.
+    def loss_at_forward(loss_fn, at_state, key):
+      return lambda p: loss_fn(forward(p, key), at_state, x, domain)
+
     state_after_d = state
+    (_, eg_terms), eg_grads = jax.value_and_grad(
+        loss_at_forward(self.eg_loss, state_after_d, k_fwd), has_aux=True)(
+            g_params)
     state = state_lib.apply_gradients(state, eg_grads, self.txs,
                                       self.schedules)
     if self.model_cfg.galone_fresh_forward:
-      def fresh(p):
-        return self.galone_loss(forward(p, k_fresh), state_after_d, x, domain)
-      (_, ga_terms), ga_grads = jax.value_and_grad(fresh, has_aux=True)(
-          {n: state.params[n] for n in G_NETS})
+      ga_params, ga_key = {n: state.params[n] for n in G_NETS}, k_fresh
     else:
-      (_, ga_terms), ga_cot = jax.value_and_grad(
-          self.galone_loss, has_aux=True)(outs, state_after_d, x, domain)
-      (ga_grads,) = pullback(ga_cot)
+      ga_params, ga_key = g_params, k_fwd
+    (_, ga_terms), ga_grads = jax.value_and_grad(
+        loss_at_forward(self.galone_loss, state_after_d, ga_key),
+        has_aux=True)(ga_params)
     state = state_lib.apply_gradients(
         state, {n: ga_grads[n] for n in GALONE_NETS}, self.txs, self.schedules)
 
