@@ -327,37 +327,56 @@ def _phase_taps(k, stride, padding):
 
 
 def subpixel_conv_transpose(x, kernel, stride, padding, output_padding):
-  """PyTorch ConvTranspose2d as s² stride-1 phase convs + depth-to-space.
+  """PyTorch ConvTranspose2d as stride-1 phase convs + depth-to-space.
 
   x: (B, H, W, Cin), kernel (k, k, Cin, Cout) unflipped PyTorch layout →
   (B, (H−1)s − 2p + k + op, (W−1)s − 2p + k + op, Cout). Output pixel
   (s·m + r_h, s·n + r_w) = Σ x[m + d_h, n + d_w] · kernel[r_h + p − s·d_h,
-  r_w + p − s·d_w] over the taps with integral offsets d: phase (r_h, r_w)
-  is a stride-1 conv of x with just its own taps (for k3 s2: 1×1, 1×2, 2×1
-  and 2×2 kernels, 9 taps in all where one conv over a shared 2×2 window
-  would multiply 16, 7 of them by zeros).
+  r_w + p − s·d_w] over the taps with integral offsets d. Where every phase
+  reads the same window of offsets (k4 s2 p0, the input gradient of a k4 s2
+  conv), one conv with s²·Cout outputs computes all phases; otherwise (k3 s2
+  p1: 1×1, 1×2, 2×1 and 2×2 windows; k4 s2 p1) each phase is its own conv
+  with just its taps, not a shared window with zeros (9 instead of 16, or
+  16 instead of 36, multiplies per pixel pair).
   """
-  k, cout = kernel.shape[0], kernel.shape[3]
+  k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
   s = stride
   taps = _phase_taps(k, s, padding)
+  offsets = {r: [d for d, _ in taps[r]] for r in range(s)}
+  kernel_taps = {r: np.array([t for _, t in taps[r]], int) for r in range(s)}
   batch, height, width = x.shape[:3]
   out_h = (height - 1) * s - 2 * padding + k + output_padding
   out_w = (width - 1) * s - 2 * padding + k + output_padding
   rows, cols = -(-out_h // s), -(-out_w // s)      # phase outputs per axis
 
-  def phase(taps_h, taps_w):
-    if not taps_h or not taps_w:     # k < s: this phase receives no tap
-      return jnp.zeros((batch, rows, cols, cout), jnp.result_type(x, kernel))
-    phase_kernel = jnp.stack([jnp.stack([kernel[t_h, t_w] for _, t_w in taps_w])
-                              for _, t_h in taps_h])
-    # Output m reads x[m + d_first .. m + d_last]: pad (or crop) x to it.
-    pads = [(-taps_h[0][0], rows - 1 + taps_h[-1][0] - (height - 1)),
-            (-taps_w[0][0], cols - 1 + taps_w[-1][0] - (width - 1))]
+  def conv_over(offsets_h, offsets_w, phase_kernel):
+    # Output m reads x[m + offsets[0] .. m + offsets[-1]]: pad (or crop) x.
+    pads = [(-offsets_h[0], rows - 1 + offsets_h[-1] - (height - 1)),
+            (-offsets_w[0], cols - 1 + offsets_w[-1] - (width - 1))]
     return conv_general_dilated(x, phase_kernel, (1, 1), pads,
                                 dimension_numbers=_DIMS)
 
-  y = jnp.stack([jnp.stack([phase(taps[r_h], taps[r_w]) for r_w in range(s)],
-                           axis=3) for r_h in range(s)], axis=2)
+  shared = all(offsets[r] == offsets[0] and offsets[r] for r in range(s))
+  if shared:
+    # One window for every phase: kernel (span, span, Cin, s·s·Cout) whose
+    # [i, j, :, (r_h, r_w, :)] is the tap of phase (r_h, r_w) at offset i, j.
+    index = np.stack([kernel_taps[r] for r in range(s)], axis=1)  # (span, s)
+    phase_kernel = kernel[index[:, None, :, None], index[None, :, None, :]]
+    span = len(offsets[0])
+    phase_kernel = phase_kernel.transpose(0, 1, 4, 2, 3, 5).reshape(
+        span, span, cin, s * s * cout)
+    y = conv_over(offsets[0], offsets[0], phase_kernel)
+    y = y.reshape(batch, rows, cols, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
+  else:
+    def phase(r_h, r_w):
+      if not offsets[r_h] or not offsets[r_w]:   # k < s: no tap here
+        return jnp.zeros((batch, rows, cols, cout),
+                         jnp.result_type(x, kernel))
+      phase_kernel = kernel[np.ix_(kernel_taps[r_h], kernel_taps[r_w])]
+      return conv_over(offsets[r_h], offsets[r_w], phase_kernel)
+
+    y = jnp.stack([jnp.stack([phase(r_h, r_w) for r_w in range(s)], axis=3)
+                   for r_h in range(s)], axis=2)
   y = y.reshape(batch, rows * s, cols * s, cout)   # (B, m, r_h, n, r_w, C)
   return y[:, :out_h, :out_w]
 

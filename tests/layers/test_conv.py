@@ -39,7 +39,8 @@ def _readme_formula(x_nhwc, w_iohw, b, k, s, p, op):
 
 
 @pytest.mark.parametrize('k,s,p,op', [(3, 2, 1, 1), (3, 1, 1, 0), (1, 1, 0, 0),
-                                      (4, 2, 1, 0), (3, 2, 0, 1)])
+                                      (4, 2, 1, 0), (3, 2, 0, 1), (4, 2, 0, 0),
+                                      (1, 2, 0, 1)])
 def test_conv_transpose_matches_pytorch_definition(k, s, p, op):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
