@@ -12,12 +12,15 @@ with two targets chance is at most 1/2. Measured for untrained models (seeds
 0, 1, 2): domain_acc 0.0, 0.16, 0.41 (their near-constant outputs land in
 one domain, often `sketch`), content_iou 0.10–0.12.
 
-Calibration (seed 0, this preset, evaluated at checkpoints of one run):
-domain_acc 0.5 at 200 steps (day → night right, night → day still looks like
-sketch paper), 1.0 at 300 and 400 steps; content_iou 0.38, 0.47, 0.47. The
-test asserts domain_acc ≥ 0.75 (both directions must mostly work) and
-content_iou ≥ 0.3 (shapes stay in place; 3× the untrained value), below the
-measured values with margin for float differences between machines.
+Calibration (one XLA thread, as here; 2026-12-06): the preset's 400 steps
+sit where night → day is still being learnt, so whether a seed reaches the
+bar there depends on float rounding (a GAN trajectory amplifies it): seeds
+0, 1, 2 gave domain_acc 0.73, 0.92, 0.95 at one commit and 1.0, 0.98 (seeds
+0, 1) with the transposed convs computed in another, equally exact order
+(their per-step updates agree to float rounding). At 600 steps all three
+seeds gave domain_acc 1.0 and content_iou 0.42, 0.46, 0.45, so the test
+trains 600 and asserts domain_acc ≥ 0.75 (both directions must mostly work)
+and content_iou ≥ 0.3 (shapes stay in place; 3× the untrained value).
 """
 
 import importlib.util
@@ -31,7 +34,7 @@ from i2ijax import evaluate
 from i2ijax import objectives
 from i2ijax.data import pipeline
 
-NUM_STEPS = 400
+NUM_STEPS = 600
 EVAL = dict(num_examples=32, num_styles=1)
 BEFORE_MAX = 0.5
 THRESHOLD = 0.75
