@@ -155,9 +155,13 @@ def _input_grad_by_phases_pays(lhs, rhs, strides, padding,
   """Whether a strided conv's input gradient should be computed as a
   sub-pixel transposed conv (`subpixel_conv_transpose`) rather than XLA's
   lhs-dilated one: NHWC / HWIO, square kernel, equal strides > 1,
-  non-negative padding, ≥ 8 input channels and ≥ 64² input pixels.
-  Measured as above: 4×4 stride 2 64→128 at 256², batch 3: 142 → 59 ms;
-  128→256 at 128², batch 1: 29 → 10 ms; 256→512 at 16²: 5.0 → 5.8 ms.
+  non-negative padding, ≥ 8 input channels and ≥ 64² input pixels or a
+  kernel of 5 or more. Measured as above: 4×4 stride 2 64→128 at 256², batch
+  3: 142 → 59 ms; 128→256 at 128², batch 1: 29 → 10 ms; 256→512 at 16²: 5.0
+  → 5.8 ms. Large kernels pay on small maps too (2026-12-06, batch 2, input
+  gradient alone): 7×7 s2 256→256 (MDMM's content D) at 14²: 145 → 10 ms,
+  at 29²: 44 → 33 ms; 5×5 s2 at 28²: 27 → 19 ms; while 3×3 / 4×4 s2 below 64²
+  stay as fast or faster dilated (4×4 128→256 at 32²: 7.3 vs 8.7 ms).
   """
   if (not isinstance(dimension_numbers, (tuple, list)) or
       tuple(dimension_numbers) != _DIMS):
@@ -171,7 +175,8 @@ def _input_grad_by_phases_pays(lhs, rhs, strides, padding,
     return False
   if isinstance(padding, str) and padding.upper() != 'VALID':
     return False
-  return lhs.shape[3] >= 8 and lhs.shape[1] * lhs.shape[2] >= 64 * 64
+  return lhs.shape[3] >= 8 and (lhs.shape[1] * lhs.shape[2] >= 64 * 64 or
+                                rhs.shape[0] >= 5)
 
 
 def _custom_gradients(conv, lhs, rhs, numbers, weight_by_slices,
