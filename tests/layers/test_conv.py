@@ -297,6 +297,71 @@ def test_custom_conv_gradients_equal_autodiff(batch, size, k, s, padding):
   assert bool(dilated) == (s > 1 and not phases), dilated
 
 
+@pytest.mark.parametrize('height,width', [(6, 6), (7, 10), (3, 4), (9, 3)])
+def test_winograd_conv3x3_equals_direct_conv_with_gradients(height, width):
+  """F(2×2, 3×3) Winograd: the VALID conv's values, both gradients and the
+  second-order (R1-style) gradient, even and odd output sizes."""
+  x = jax.random.normal(jax.random.key(0), (2, height, width, 8))
+  w = jax.random.normal(jax.random.key(1), (3, 3, 8, 5)) * 0.3
+  direct = lambda x, w: lax.conv_general_dilated(
+      x, w, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  winograd = layers.conv.winograd_conv3x3
+  np.testing.assert_allclose(winograd(x, w), direct(x, w), rtol=1e-5,
+                             atol=1e-5)
+
+  def loss(fn, x, w):
+    return jnp.sum(jnp.sin(fn(x, w)))
+
+  def penalty(fn, x, w):
+    return jnp.sum(jax.grad(loss, 1)(fn, x, w) ** 2)
+
+  for objective in (loss, penalty):
+    got = jax.grad(lambda x, w: objective(winograd, x, w), (0, 1))(x, w)
+    want = jax.grad(lambda x, w: objective(direct, x, w), (0, 1))(x, w)
+    for g, g_ref in zip(got, want):
+      scale = float(jnp.abs(g_ref).max())
+      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize('channels,size,stride,dtype,padding,winograd', [
+    (256, 26, 1, jnp.float32, 'VALID', True),
+    (256, 24, 1, jnp.float32, 'SAME', True),
+    (256, 25, 1, jnp.float32, [(0, 2), (1, 1)], True),
+    (256, 25, 1, jnp.float32, 'VALID', False),
+    (128, 26, 1, jnp.float32, 'VALID', False),
+    (256, 26, 2, jnp.float32, [(1, 1), (1, 1)], False),
+    (256, 26, 1, jnp.bfloat16, 'VALID', False)])
+def test_wide_3x3_convs_run_as_winograd_on_cpu(channels, size, stride, dtype,
+                                               padding, winograd):
+  """`conv.conv_general_dilated` computes float32 3×3 stride-1 convs with
+  ≥ 256 input and output channels and an output map of ≥ 24 × 24 pixels as
+  `winograd_conv3x3` on the CPU (the traced program has no conv then),
+  with lax's values and gradients, also given flax's
+  `ConvDimensionNumbers`; the others stay direct convs."""
+  conv_fn = layers.conv.conv_general_dilated
+  x = jax.random.normal(jax.random.key(0), (1, size, size, channels), dtype)
+  w = (jax.random.normal(jax.random.key(1), (3, 3, channels, channels)) /
+       channels).astype(dtype)
+  numbers = lax.conv_dimension_numbers(x.shape, w.shape,
+                                       ('NHWC', 'HWIO', 'NHWC'))
+
+  def loss(fn, x, w):
+    y = fn(x, w, (stride, stride), padding, dimension_numbers=numbers)
+    return jnp.sum(jnp.sin(y.astype(jnp.float32)))
+
+  eqns = _conv_eqns(jax.make_jaxpr(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
+  assert (not eqns) == winograd, eqns
+  if dtype != jnp.float32:
+    return
+  got = jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w)
+  want = jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
+                  (0, 1))(x, w)
+  for g, g_ref in zip(got, want):
+    scale = float(jnp.abs(g_ref).max())
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
+
+
 def _upsample_then_conv(x, w, factor, padding, pad_mode):
   """The direct form: nearest ×factor, pad, VALID conv (lax)."""
   up = x.repeat(factor, axis=1).repeat(factor, axis=2)
