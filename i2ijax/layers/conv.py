@@ -56,13 +56,15 @@ input gradient (XLA's lhs-dilated conv) is 1.3-4× faster as the sub-pixel
 transposed conv above. Same sums in another order; measured per shape in
 `_weight_grad_by_slices_pays` / `_input_grad_by_phases_pays`.
 
-The widest convs, 3×3 stride 1 with ≥ 256 input and output channels (the
-residual blocks of every generator here, ~80% of CycleGAN's FLOPs), run on
-the CPU as Winograd F(2×2, 3×3) (`winograd_conv3x3`): 16 instead of 36
-multiplies per 2×2 output tile and channel pair, as 16 batched matrix
-products, forward and (by autodiff) backward; 1.2-1.7× faster for forward +
-both gradients, same sums up to rounding (relative error ~1e-6). float32
-only: in bfloat16 the transforms' additions would lose too much.
+The widest convs, 3×3 stride 1 with ≥ 256 input and output channels on
+maps of ≥ 24 × 24 (the generators' residual blocks at the papers' sizes,
+~80% of CycleGAN's FLOPs), run on the CPU as Winograd F(2×2, 3×3)
+(`winograd_conv3x3`): 16 instead of 36 multiplies per 2×2 output tile and
+channel pair, as 16 batched matrix products, forward and (by autodiff)
+backward; 1.2-1.7× faster for forward + both gradients, same sums up to
+rounding (relative error ~1e-6). The backward pass keeps the transformed
+tiles (4× the input), so peak memory grows (CycleGAN at 256: 4.2 → 5.9 GB).
+float32 only: in bfloat16 the transforms' additions would lose too much.
 
 Nearest upsampling followed by a padded conv (MUNIT / UNIT / TUNIT
 decoders) is `upsample_conv`: f² phase convs of the low-resolution map
