@@ -252,6 +252,25 @@ def _conv_eqns(jaxpr):
   return found
 
 
+def _sin_loss_and_penalty_grads(conv, x, w):
+  """∂/∂(x, w) of Σ sin(conv(x, w)) and of the R1-style penalty
+  ‖∂/∂x Σ sin(conv(x, w))‖² (a second-order gradient)."""
+  def loss(x, w):
+    return jnp.sum(jnp.sin(conv(x, w)))
+
+  def penalty(x, w):
+    return jnp.sum(jax.grad(loss)(x, w) ** 2)
+
+  return [jax.grad(objective, (0, 1))(x, w) for objective in (loss, penalty)]
+
+
+def _assert_gradients_close(got, want):
+  """Each gradient within 1e-4 relative and 1e-5 of its largest entry."""
+  for g, g_ref in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    scale = float(jnp.abs(g_ref).max())
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
+
+
 @pytest.mark.parametrize('batch,size,k,s,padding', [
     (3, 66, 3, 1, 'VALID'), (9, 40, 3, 1, [(1, 1), (1, 1)]),
     (3, 67, 4, 2, 'VALID'), (2, 66, 4, 2, [(1, 2), (0, 1)]),
@@ -267,22 +286,16 @@ def test_custom_conv_gradients_equal_autodiff(batch, size, k, s, padding):
   x = jax.random.normal(jax.random.key(0), (batch, size, size + 3, 8))
   w = jax.random.normal(jax.random.key(1), (k, k, 8, 16)) * 0.1
 
-  def loss(fn, x, w):
-    return jnp.sum(jnp.sin(fn(x, w, (s, s), padding, dimension_numbers=dims)))
+  def with_args(fn):
+    return lambda x, w: fn(x, w, (s, s), padding, dimension_numbers=dims)
 
-  def penalty(fn, x, w):   # ‖∂loss/∂x‖², differentiated again for w
-    return jnp.sum(jax.grad(loss, 1)(fn, x, w) ** 2)
+  _assert_gradients_close(
+      _sin_loss_and_penalty_grads(with_args(conv_fn), x, w),
+      _sin_loss_and_penalty_grads(with_args(lax.conv_general_dilated), x, w))
 
-  for objective in (loss, penalty):
-    got = jax.grad(lambda x, w: objective(conv_fn, x, w), (0, 1))(x, w)
-    want = jax.grad(lambda x, w: objective(lax.conv_general_dilated, x, w),
-                    (0, 1))(x, w)
-    for g, g_ref in zip(got, want):
-      scale = float(jnp.abs(g_ref).max())
-      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
-
-  eqns = _conv_eqns(jax.make_jaxpr(
-      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
+  eqns = _conv_eqns(jax.make_jaxpr(jax.grad(
+      lambda x, w: jnp.sum(jnp.sin(with_args(conv_fn)(x, w))), (0, 1)))(
+          x, w).jaxpr)
   out_pixels = ((size + sum(padding[0]) - k) // s + 1 if padding != 'VALID'
                 else (size - k) // s + 1) ** 2
   sliced = batch > 1 and batch * out_pixels >= 8192
@@ -309,18 +322,8 @@ def test_winograd_conv3x3_equals_direct_conv_with_gradients(height, width):
   np.testing.assert_allclose(winograd(x, w), direct(x, w), rtol=1e-5,
                              atol=1e-5)
 
-  def loss(fn, x, w):
-    return jnp.sum(jnp.sin(fn(x, w)))
-
-  def penalty(fn, x, w):
-    return jnp.sum(jax.grad(loss, 1)(fn, x, w) ** 2)
-
-  for objective in (loss, penalty):
-    got = jax.grad(lambda x, w: objective(winograd, x, w), (0, 1))(x, w)
-    want = jax.grad(lambda x, w: objective(direct, x, w), (0, 1))(x, w)
-    for g, g_ref in zip(got, want):
-      scale = float(jnp.abs(g_ref).max())
-      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
+  _assert_gradients_close(_sin_loss_and_penalty_grads(winograd, x, w),
+                          _sin_loss_and_penalty_grads(direct, x, w))
 
 
 @pytest.mark.parametrize('channels,size,stride,dtype,padding,winograd', [
@@ -354,12 +357,10 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(channels, size, stride, dtype,
   assert (not eqns) == winograd, eqns
   if dtype != jnp.float32:
     return
-  got = jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w)
-  want = jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
-                  (0, 1))(x, w)
-  for g, g_ref in zip(got, want):
-    scale = float(jnp.abs(g_ref).max())
-    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * scale)
+  _assert_gradients_close(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w),
+      jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
+               (0, 1))(x, w))
 
 
 def _upsample_then_conv(x, w, factor, padding, pad_mode):
