@@ -332,7 +332,7 @@ def test_winograd_conv3x3_equals_direct_conv_with_gradients(height, width):
     (256, 25, 1, jnp.float32, [(0, 2), (1, 1)], True),
     (256, 25, 1, jnp.float32, 'VALID', False),
     (128, 26, 1, jnp.float32, 'VALID', False),
-    (256, 26, 2, jnp.float32, [(1, 1), (1, 1)], False),
+    (256, 50, 2, jnp.float32, [(1, 1), (1, 1)], False),
     (256, 26, 1, jnp.bfloat16, 'VALID', False)])
 def test_wide_3x3_convs_run_as_winograd_on_cpu(channels, size, stride, dtype,
                                                padding, winograd):
@@ -355,6 +355,62 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(channels, size, stride, dtype,
   eqns = _conv_eqns(jax.make_jaxpr(
       jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
   assert (not eqns) == winograd, eqns
+  if dtype != jnp.float32:
+    return
+  _assert_gradients_close(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w),
+      jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
+               (0, 1))(x, w))
+
+
+@pytest.mark.parametrize('shape,kernel,strides', [
+    ((2, 13, 13, 6), (7, 7), (2, 2)), ((1, 9, 11, 4), (3, 3), (1, 1)),
+    ((3, 10, 7, 5), (4, 2), (2, 1)), ((2, 4, 4, 3), (4, 4), (1, 1))])
+def test_patches_matmul_conv_equals_direct_conv_with_gradients(shape, kernel,
+                                                              strides):
+  """im2col: a VALID conv's values, both gradients and the second-order
+  (R1-style) gradient, for square and non-square kernels and strides."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  w = jax.random.normal(jax.random.key(1), (*kernel, shape[3], 5)) * 0.3
+  direct = lambda x, w: lax.conv_general_dilated(
+      x, w, strides, 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  patches = lambda x, w: layers.conv.patches_matmul_conv(x, w, strides)
+  np.testing.assert_allclose(patches(x, w), direct(x, w), rtol=1e-5,
+                             atol=1e-5)
+  _assert_gradients_close(_sin_loss_and_penalty_grads(patches, x, w),
+                          _sin_loss_and_penalty_grads(direct, x, w))
+
+
+@pytest.mark.parametrize('batch,size,channels,k,stride,dtype,padding,as_dot', [
+    (2, 29, 64, 7, 2, jnp.float32, 'VALID', True),       # 2 × 12² outputs
+    (2, 16, 64, 3, 1, jnp.float32, 'SAME', True),        # 512 outputs
+    (1, 8, 96, 4, 2, jnp.float32, [(1, 2), (0, 1)], True),
+    (1, 23, 64, 3, 1, jnp.float32, 'SAME', False),       # 529 outputs
+    (2, 16, 32, 3, 1, jnp.float32, 'SAME', False),       # < 64 channels
+    (2, 16, 64, 1, 1, jnp.float32, 'VALID', False),      # 1×1: a product
+    (2, 16, 64, 3, 1, jnp.bfloat16, 'SAME', False)])
+def test_small_map_convs_run_as_patch_products_on_cpu(
+    batch, size, channels, k, stride, dtype, padding, as_dot):
+  """`conv.conv_general_dilated` computes float32 convs with ≥ 64 input and
+  output channels and ≤ 512 output pixels over the batch as
+  `patches_matmul_conv` on the CPU (no conv left in the traced program),
+  with lax's values and gradients, also given flax's
+  `ConvDimensionNumbers`; the others stay convs."""
+  conv_fn = layers.conv.conv_general_dilated
+  x = jax.random.normal(jax.random.key(0), (batch, size, size, channels),
+                        dtype)
+  w = (jax.random.normal(jax.random.key(1), (k, k, channels, channels)) /
+       channels).astype(dtype)
+  numbers = lax.conv_dimension_numbers(x.shape, w.shape,
+                                       ('NHWC', 'HWIO', 'NHWC'))
+
+  def loss(fn, x, w):
+    y = fn(x, w, (stride, stride), padding, dimension_numbers=numbers)
+    return jnp.sum(jnp.sin(y.astype(jnp.float32)))
+
+  eqns = _conv_eqns(jax.make_jaxpr(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
+  assert (not eqns) == as_dot, eqns
   if dtype != jnp.float32:
     return
   _assert_gradients_close(
