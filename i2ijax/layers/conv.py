@@ -191,10 +191,7 @@ def _winograd_pays(lhs, rhs, strides, padding, dimension_numbers,
   and backward), which took TUNIT's step (~140 such convs, mostly at 4-16²)
   from 53 to 77 s: maps below 24 × 24 keep the direct conv.
   """
-  if kwargs.get('feature_group_count', 1) != 1 or kwargs.get(
-      'batch_group_count', 1) != 1 or kwargs.get('preferred_element_type'):
-    return False
-  if lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32:
+  if not _is_plain_float32(lhs, rhs, kwargs):
     return False
   if tuple(strides) != (1, 1) or not _is_nhwc_hwio(lhs, rhs,
                                                    dimension_numbers):
@@ -224,10 +221,7 @@ def _patches_matmul_pays(lhs, rhs, strides, padding, dimension_numbers,
   direct conv is as fast or faster (3×3 256→256 at 32², batch 1: 13 vs
   20 ms), so larger maps keep it.
   """
-  if kwargs.get('feature_group_count', 1) != 1 or kwargs.get(
-      'batch_group_count', 1) != 1 or kwargs.get('preferred_element_type'):
-    return False
-  if lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32:
+  if not _is_plain_float32(lhs, rhs, kwargs):
     return False
   if not _is_nhwc_hwio(lhs, rhs, dimension_numbers):
     return False
@@ -239,6 +233,14 @@ def _patches_matmul_pays(lhs, rhs, strides, padding, dimension_numbers,
   out = [(lhs.shape[1 + i] + sum(pads[i]) - rhs.shape[i]) // strides[i] + 1
          for i in range(2)]
   return min(out) >= 1 and lhs.shape[0] * out[0] * out[1] <= 512
+
+
+def _is_plain_float32(lhs, rhs, kwargs) -> bool:
+  """Whether a conv is float32 and ungrouped, with lax's output dtype."""
+  if kwargs.get('feature_group_count', 1) != 1 or kwargs.get(
+      'batch_group_count', 1) != 1 or kwargs.get('preferred_element_type'):
+    return False
+  return lhs.dtype == jnp.float32 and rhs.dtype == jnp.float32
 
 
 def _is_nhwc_hwio(lhs, rhs, dimension_numbers) -> bool:

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# experiments/benchmark.py on an accelerator machine, float32 and bfloat16,
+# most important runs first (issue 7's GPU targets: GMVAE-MDMM at 108 batch 2
+# in well under 20 ms/iter, a FLOP utilisation per model, bf16 faster than
+# f32). One JSON line per run is appended to ${OUT:-.}/gpu_benchmarks.jsonl
+# and the log to ${OUT:-.}/gpu_benchmarks.log, so a run cut short still
+# returns what it measured; runs that would start after BUDGET seconds
+# (default 480) are skipped and named in the log.
+#
+# The lent GPU machines have jax, flax, optax, orbax, absl-py and PyYAML but
+# not ml_collections (nor TensorFlow or clu, which the benchmark does not
+# import). Carry its wheel, made here once:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp --platform manylinux2014_x86_64 -d .whl ml_collections==1.1.0
+# then on the device: `bash experiments/gpu_benchmarks.sh` with `.whl` carried.
+# STEPS / WARMUP override the timed and warm-up iterations (default 50 / 5).
+set -u
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+RESULTS=${OUT:-.}/gpu_benchmarks.jsonl
+LOG=${OUT:-.}/gpu_benchmarks.log
+BUDGET=${BUDGET:-480}
+if [ -d .whl ] && ! $PY -c 'import ml_collections' 2>/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  $PY -c 'import jax; print("jax", jax.__version__, jax.devices())'; } \
+    >> "$LOG" 2>&1
+
+bench() {  # bench CONFIG SIZE BATCH DTYPE [overrides...]
+  local config=$1 size=$2 batch=$3 dtype=$4; shift 4
+  if [ "$SECONDS" -gt "$BUDGET" ]; then
+    echo "skipped (budget): $config $size $batch $dtype" >> "$LOG"; return
+  fi
+  echo "[$(date +%T) +${SECONDS}s] $config ${size}px batch $batch $dtype" >> "$LOG"
+  $PY experiments/benchmark.py --config="$config" \
+      --config.data.load_size="$size" --config.data.image_size="$size" \
+      --config.train.batch_size="$batch" --dtype="$dtype" \
+      --steps="${STEPS:-50}" --warmup="${WARMUP:-5}" "$@" \
+      2>> "$LOG" | tail -n 1 >> "$RESULTS"
+}
+
+content=--config.model.content_dis=True   # the reference's --isDcontent
+bench configs/gmvae_mdmm.py:apple2orange 108 2 float32 $content
+bench configs/gmvae_mdmm.py:apple2orange 108 2 bfloat16 $content
+bench configs/mdmm.py:apple2orange 108 2 float32 $content
+bench configs/munit.py:summer2winter_yosemite 128 2 float32
+bench configs/unit.py:summer2winter 128 2 float32
+bench configs/cyclegan.py:horse2zebra 256 2 float32
+bench configs/tunit.py:summer2winter_yosemite 128 32 float32
+bench configs/munit.py:summer2winter_yosemite 128 2 bfloat16
+bench configs/cyclegan.py:horse2zebra 256 2 bfloat16
+bench configs/tunit.py:summer2winter_yosemite 128 32 bfloat16
+bench configs/gmvae_mdmm.py:apple2orange 216 2 float32 $content
+bench configs/gmvae_mdmm.py:apple2orange 216 2 bfloat16 $content
+echo "[$(date +%T) +${SECONDS}s] done" >> "$LOG"
