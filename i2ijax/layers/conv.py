@@ -121,16 +121,17 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     return plain(lhs, rhs)
   if _winograd_pays(lhs, rhs, window_strides, padding, dimension_numbers,
                     kwargs):
+    rewrite = winograd_conv3x3
+  elif _patches_matmul_pays(lhs, rhs, window_strides, padding,
+                            dimension_numbers, kwargs):
+    rewrite = lambda x, k: patches_matmul_conv(x, k, window_strides)
+  else:
+    rewrite = None
+  if rewrite is not None:     # both compute VALID convs: pad explicitly
     pads = _explicit_pads(lhs, rhs, window_strides, padding)
     if any(p != 0 for pair in pads for p in pair):
       lhs = jnp.pad(lhs, [(0, 0), *pads, (0, 0)])
-    return winograd_conv3x3(lhs, rhs)
-  if _patches_matmul_pays(lhs, rhs, window_strides, padding,
-                          dimension_numbers, kwargs):
-    pads = _explicit_pads(lhs, rhs, window_strides, padding)
-    if any(p != 0 for pair in pads for p in pair):
-      lhs = jnp.pad(lhs, [(0, 0), *pads, (0, 0)])
-    return patches_matmul_conv(lhs, rhs, window_strides)
+    return rewrite(lhs, rhs)
   numbers = lax.conv_dimension_numbers(lhs.shape, rhs.shape,
                                        dimension_numbers)
   window = [rhs.shape[d] for d in numbers.rhs_spec[2:]]

@@ -326,6 +326,29 @@ def test_winograd_conv3x3_equals_direct_conv_with_gradients(height, width):
                           _sin_loss_and_penalty_grads(direct, x, w))
 
 
+def _assert_rewritten_without_conv(x, w, stride, padding, rewritten):
+  """`conv.conv_general_dilated` given flax's `ConvDimensionNumbers`: its
+  traced gradient program has no conv iff `rewritten`, and (float32) its
+  gradients are lax's."""
+  conv_fn = layers.conv.conv_general_dilated
+  numbers = lax.conv_dimension_numbers(x.shape, w.shape,
+                                       ('NHWC', 'HWIO', 'NHWC'))
+
+  def loss(fn, x, w):
+    y = fn(x, w, (stride, stride), padding, dimension_numbers=numbers)
+    return jnp.sum(jnp.sin(y.astype(jnp.float32)))
+
+  eqns = _conv_eqns(jax.make_jaxpr(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
+  assert (not eqns) == rewritten, eqns
+  if x.dtype != jnp.float32:
+    return
+  _assert_gradients_close(
+      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w),
+      jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
+               (0, 1))(x, w))
+
+
 @pytest.mark.parametrize('channels,size,stride,dtype,padding,winograd', [
     (256, 26, 1, jnp.float32, 'VALID', True),
     (256, 24, 1, jnp.float32, 'SAME', True),
@@ -341,26 +364,10 @@ def test_wide_3x3_convs_run_as_winograd_on_cpu(channels, size, stride, dtype,
   `winograd_conv3x3` on the CPU (the traced program has no conv then),
   with lax's values and gradients, also given flax's
   `ConvDimensionNumbers`; the others stay direct convs."""
-  conv_fn = layers.conv.conv_general_dilated
   x = jax.random.normal(jax.random.key(0), (1, size, size, channels), dtype)
   w = (jax.random.normal(jax.random.key(1), (3, 3, channels, channels)) /
        channels).astype(dtype)
-  numbers = lax.conv_dimension_numbers(x.shape, w.shape,
-                                       ('NHWC', 'HWIO', 'NHWC'))
-
-  def loss(fn, x, w):
-    y = fn(x, w, (stride, stride), padding, dimension_numbers=numbers)
-    return jnp.sum(jnp.sin(y.astype(jnp.float32)))
-
-  eqns = _conv_eqns(jax.make_jaxpr(
-      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
-  assert (not eqns) == winograd, eqns
-  if dtype != jnp.float32:
-    return
-  _assert_gradients_close(
-      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w),
-      jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
-               (0, 1))(x, w))
+  _assert_rewritten_without_conv(x, w, stride, padding, winograd)
 
 
 @pytest.mark.parametrize('shape,kernel,strides', [
@@ -396,27 +403,11 @@ def test_small_map_convs_run_as_patch_products_on_cpu(
   `patches_matmul_conv` on the CPU (no conv left in the traced program),
   with lax's values and gradients, also given flax's
   `ConvDimensionNumbers`; the others stay convs."""
-  conv_fn = layers.conv.conv_general_dilated
   x = jax.random.normal(jax.random.key(0), (batch, size, size, channels),
                         dtype)
   w = (jax.random.normal(jax.random.key(1), (k, k, channels, channels)) /
        channels).astype(dtype)
-  numbers = lax.conv_dimension_numbers(x.shape, w.shape,
-                                       ('NHWC', 'HWIO', 'NHWC'))
-
-  def loss(fn, x, w):
-    y = fn(x, w, (stride, stride), padding, dimension_numbers=numbers)
-    return jnp.sum(jnp.sin(y.astype(jnp.float32)))
-
-  eqns = _conv_eqns(jax.make_jaxpr(
-      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1)))(x, w).jaxpr)
-  assert (not eqns) == as_dot, eqns
-  if dtype != jnp.float32:
-    return
-  _assert_gradients_close(
-      jax.grad(lambda x, w: loss(conv_fn, x, w), (0, 1))(x, w),
-      jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
-               (0, 1))(x, w))
+  _assert_rewritten_without_conv(x, w, stride, padding, as_dot)
 
 
 def _upsample_then_conv(x, w, factor, padding, pad_mode):
