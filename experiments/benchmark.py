@@ -9,6 +9,8 @@ TensorFlow import):
   images_per_s           batch_size / sec_per_iter_median;
   peak_mem_mb            device peak bytes in use (GPU/TPU), else the
                          process's peak resident host memory;
+  xla_temp_mb            the compiled step's temporary buffers (XLA's
+                         memory analysis; params and batch not included);
   flops_per_iter         XLA's cost analysis of the compiled step;
   n_params, params_by_group  parameter counts (total, per optimizer group).
 One iteration is what the reference loop does per iteration: for MDMM the D
@@ -38,6 +40,7 @@ from ml_collections import config_flags
 
 from i2ijax import config_lib
 from i2ijax import objectives
+from i2ijax.layers import compute
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.')
 flags.DEFINE_integer('steps', 20, 'Timed iterations.')
@@ -68,15 +71,19 @@ def _synthetic_batch(batch_size, image_size, num_domains, seed=0):
           'domain': jnp.asarray(domain, jnp.int32)}
 
 
-def _time_step(step, state, batch, rng, steps, warmup):
+def _time_step(step, state, batch, rng, steps, warmup, compiler_options):
   """Compiles, warms up and times `step`; returns (state, stats)."""
   start = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=0).lower(state, batch, rng).compile()
+  compiled = jax.jit(step, donate_argnums=0,
+                     compiler_options=compiler_options).lower(
+                         state, batch, rng).compile()
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):    # older jax: one dict per module
     cost = cost[0] if cost else {}
   flops = float((cost or {}).get('flops', float('nan')))
+  memory = compiled.memory_analysis()
+  temp_mb = memory.temp_size_in_bytes / 2**20 if memory else float('nan')
   for _ in range(warmup):
     state, metrics = compiled(state, batch, rng)
   jax.block_until_ready((state, metrics) if warmup else state)
@@ -87,7 +94,7 @@ def _time_step(step, state, batch, rng, steps, warmup):
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   return state, dict(compile_s=compile_s, median=float(np.median(times)),
-                     min=float(np.min(times)), flops=flops)
+                     min=float(np.min(times)), flops=flops, temp_mb=temp_mb)
 
 
 def _peak_mem_mb() -> float:
@@ -111,7 +118,9 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
                      for name, p in state.params.items()}
   batch = _synthetic_batch(batch_size, size, num_domains)
   rng = jax.random.key(1)
-  state, main = _time_step(model.train_step, state, batch, rng, steps, warmup)
+  options = compute.compiler_options(config.model)
+  state, main = _time_step(model.train_step, state, batch, rng, steps, warmup,
+                           options)
   record = {
       'model': config.model.name, 'image_size': size,
       'batch_size': batch_size, 'dtype': config.model.get('dtype', 'float32'),
@@ -120,12 +129,13 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
       'sec_per_iter_median': main['median'], 'sec_per_iter_min': main['min'],
       'images_per_s': batch_size / main['median'],
       'flops_per_iter': main['flops'],
+      'xla_temp_mb': round(main['temp_mb'], 1),
       'n_params': sum(params_by_group.values()),
       'params_by_group': params_by_group,
   }
   if getattr(model, 'uses_content_dis', False):
     _, extra = _time_step(model.content_d_step, state, batch, rng, steps,
-                          warmup)
+                          warmup, options)
     record.update(content_d_compile_s=round(extra['compile_s'], 2),
                   content_d_sec_per_iter_median=extra['median'],
                   content_d_sec_per_iter_min=extra['min'],

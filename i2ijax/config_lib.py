@@ -41,7 +41,8 @@ def model_config(**fields) -> ml_collections.ConfigDict:
   convs and dense layers; float32 params, optimizer states, norm statistics
   and losses; `i2ijax.layers.compute`). `remat`: recompute the large
   residual blocks in the backward pass instead of storing their
-  activations (less memory, more compute, same results).
+  activations (less memory, more compute, same results; on the CPU only
+  when the step is jitted with `compute.compiler_options`, as the loop does).
   """
   return ml_collections.ConfigDict(dict(fields, dtype='float32', remat=False))
 

@@ -48,6 +48,7 @@ import numpy as np
 from i2ijax import config_lib
 from i2ijax import objectives
 from i2ijax.data import pipeline
+from i2ijax.layers import compute
 from i2ijax.training import checkpoint as checkpoint_lib
 from i2ijax.training import distributed
 from i2ijax.training import parallel
@@ -212,6 +213,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       raise ValueError("Bad config value train.parallel='pmap': it runs on "
                        f'one process, not {jax.process_count()}; use '
                        "'jit' for multi-process training.")
+    if (compute.compiler_options(config.model) and
+        'cse_barrier_expander' not in os.environ.get('XLA_FLAGS', '')):
+      logging.warning(
+          'config.model.remat saves no memory under pmap on the CPU unless '
+          'XLA_FLAGS has --xla_disable_hlo_passes=cse_barrier_expander '
+          "(layers/compute.py); train.parallel='jit' sets it itself.")
     devices = parallel.pmap_devices(train_cfg.batch_size)
     mesh = parallel.make_mesh(len(devices), devices)
     make_step = lambda fn: parallel.pmap_step(fn, devices)
@@ -219,7 +226,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   else:
     mesh = parallel.make_mesh(train_cfg.batch_size)
     make_step = lambda fn: parallel.jit_step(
-        fn, mesh, num_shards=split.shards, num_parts=parts)
+        fn, mesh, num_shards=split.shards, num_parts=parts,
+        compiler_options=compute.compiler_options(config.model))
     put_batch = lambda batch: parallel.global_batch(batch, mesh)
   logging.info('Data parallel with %s over %d devices of %d processes; '
                'global batch %d from %d data shards (%d rows read here).',

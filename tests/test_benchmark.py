@@ -15,7 +15,7 @@ from i2ijax import config_lib
 REPO = pathlib.Path(__file__).parents[1]
 KEYS = ('model', 'image_size', 'batch_size', 'dtype', 'remat', 'compile_s',
         'sec_per_iter_median', 'sec_per_iter_min', 'images_per_s',
-        'peak_mem_mb', 'flops_per_iter', 'n_params')
+        'peak_mem_mb', 'xla_temp_mb', 'flops_per_iter', 'n_params')
 
 
 @functools.cache
@@ -39,6 +39,7 @@ def test_benchmark_record_of_mdmm_smoke():
   assert record['model'] == 'mdmm' and record['image_size'] == 32
   assert record['sec_per_iter_min'] <= record['sec_per_iter_median']
   assert record['flops_per_iter'] > 0 and record['compile_s'] > 0
+  assert record['xla_temp_mb'] > 0
   # The MDMM content-D-only iteration is timed on its own.
   assert record['content_d_sec_per_iter_median'] > 0
   assert record['n_params'] == sum(record['params_by_group'].values())

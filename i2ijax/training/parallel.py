@@ -128,12 +128,13 @@ def host_local(tree):
 
 
 def jit_step(step_fn, mesh: Mesh, donate: bool = True, num_shards: int = 1,
-             num_parts: int = 1):
+             num_parts: int = 1, compiler_options: dict | None = None):
   """jit of a pure (state, batch, rng) -> (state, ...) step on `mesh`.
 
   Every output (state, metrics, ...) comes back replicated. A batch of
   `num_shards` shard batches of `num_parts` blocks each is first put in
-  block order (`interleave_shards`, on the devices).
+  block order (`interleave_shards`, on the devices). `compiler_options` go
+  to `jax.jit` (`layers.compute.compiler_options`).
   """
   repl, sharded = replicated(mesh), data_sharded(mesh)
   if num_shards > 1 and num_parts > 1:
@@ -147,7 +148,8 @@ def jit_step(step_fn, mesh: Mesh, donate: bool = True, num_shards: int = 1,
   return jax.jit(step_fn,
                  in_shardings=(repl, sharded, repl),
                  out_shardings=repl,
-                 donate_argnums=(0,) if donate else ())
+                 donate_argnums=(0,) if donate else (),
+                 compiler_options=compiler_options)
 
 
 # ------------------------------------------------------------------ pmap
