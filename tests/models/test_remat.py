@@ -92,7 +92,8 @@ def test_remat_train_step_needs_less_memory(name):
 @pytest.mark.slow
 def test_tunit_remat_step_runs_the_g_step_after_the_d_step():
   # The barrier in TUNIT's _joint_update: without it XLA schedules the G + E
-  # step's forward passes into the D step (smoke: ~0.8x the plain step's
-  # temporaries instead of ~0.6x; 128 px, batch 32: 19.6 vs 16.2 GiB).
+  # step's forward passes into the D step (smoke: ~0.7x the plain step's
+  # temporaries instead of ~0.55x; 128 px, batch 32, before `d_grads` split
+  # the D step: 19.6 vs 16.2 GiB).
   assert (_train_step_temp_bytes('tunit', remat=True) <
-          0.7 * _train_step_temp_bytes('tunit', remat=False))
+          0.65 * _train_step_temp_bytes('tunit', remat=False))
