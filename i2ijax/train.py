@@ -213,12 +213,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       raise ValueError("Bad config value train.parallel='pmap': it runs on "
                        f'one process, not {jax.process_count()}; use '
                        "'jit' for multi-process training.")
-    if (compute.compiler_options(config.model) and
-        'cse_barrier_expander' not in os.environ.get('XLA_FLAGS', '')):
+    options = compute.compiler_options(config.model) or {}
+    disabled = options.get('xla_disable_hlo_passes')
+    if disabled and disabled not in os.environ.get('XLA_FLAGS', ''):
       logging.warning(
           'config.model.remat saves no memory under pmap on the CPU unless '
-          'XLA_FLAGS has --xla_disable_hlo_passes=cse_barrier_expander '
-          "(layers/compute.py); train.parallel='jit' sets it itself.")
+          'XLA_FLAGS has --xla_disable_hlo_passes=%s (layers/compute.py); '
+          "train.parallel='jit' sets it itself.", disabled)
     devices = parallel.pmap_devices(train_cfg.batch_size)
     mesh = parallel.make_mesh(len(devices), devices)
     make_step = lambda fn: parallel.pmap_step(fn, devices)
