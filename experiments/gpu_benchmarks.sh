@@ -5,7 +5,10 @@
 # f32). One JSON line per run is appended to ${OUT:-.}/gpu_benchmarks.jsonl
 # and the log to ${OUT:-.}/gpu_benchmarks.log, so a run cut short still
 # returns what it measured; runs that would start after BUDGET seconds
-# (default 480) are skipped and named in the log.
+# (default 480) are skipped and named in the log. At the end
+# experiments/summarize_benchmarks.py turns the JSON lines into the Markdown
+# tables (FLOP utilisation, bf16 speed-up) in ${OUT:-.}/gpu_benchmarks.md; for
+# a run cut short, run it here on the returned gpu_benchmarks.jsonl.
 #
 # The lent GPU machines have jax, flax, optax, orbax, absl-py and PyYAML but
 # not ml_collections (nor TensorFlow or clu, which the benchmark does not
@@ -21,6 +24,7 @@ PY=${PY:-python3}
 RESULTS=${OUT:-.}/gpu_benchmarks.jsonl
 LOG=${OUT:-.}/gpu_benchmarks.log
 BUDGET=${BUDGET:-480}
+: >> "$RESULTS"
 if [ -d .whl ] && ! $PY -c 'import ml_collections' 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
       --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -58,3 +62,5 @@ bench configs/tunit.py:summer2winter_yosemite 128 32 bfloat16
 bench configs/gmvae_mdmm.py:apple2orange 216 2 float32 $content
 bench configs/gmvae_mdmm.py:apple2orange 216 2 bfloat16 $content
 echo "[$(date +%T) +${SECONDS}s] done" >> "$LOG"
+$PY experiments/summarize_benchmarks.py "$RESULTS" \
+    > "${OUT:-.}/gpu_benchmarks.md" 2>> "$LOG"

@@ -93,3 +93,90 @@ def test_benchmark_cli_runs_the_step_in_bfloat16():
   assert (record['model'], record['dtype'], record['remat']) == (
       'cyclegan', 'bfloat16', True)
   assert record['sec_per_iter_median'] > 0
+
+
+@functools.cache
+def _load_summarizer():
+  spec = importlib.util.spec_from_file_location(
+      'summarize_benchmarks', REPO / 'experiments' / 'summarize_benchmarks.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _record(**fields):
+  """A benchmark JSON record (the keys `benchmark` writes) with `fields`."""
+  record = {'model': 'gmvae_mdmm', 'image_size': 108, 'batch_size': 2,
+            'dtype': 'float32', 'remat': False, 'compile_s': 41.0,
+            'sec_per_iter_median': 0.010, 'sec_per_iter_min': 0.009,
+            'images_per_s': 200.0, 'peak_mem_mb': 900.0,
+            'flops_per_iter': 2.0e11, 'n_params': 10, 'device_count': 1,
+            'device': 'gpu:NVIDIA H100 80GB HBM3', 'jax': '0.11.2',
+            'python': '3.12.3'}
+  record.update(fields)
+  return record
+
+
+def _row(table, *first_cells):
+  """The cells of the Markdown row that starts with `first_cells`."""
+  for line in table.splitlines():
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    if tuple(cells[:len(first_cells)]) == first_cells:
+      return cells
+  raise AssertionError(f'no row {first_cells} in\n{table}')
+
+
+def test_summary_tables_give_flop_utilisation_and_bf16_speedup(tmp_path):
+  summarize = _load_summarizer()
+  f32 = _record()
+  bf16 = _record(dtype='bfloat16', sec_per_iter_median=0.008,
+                 sec_per_iter_min=0.007)
+  cpu_mdmm = _record(model='mdmm', device='cpu:cpu', sec_per_iter_median=0.5,
+                     sec_per_iter_min=0.45, content_d_compile_s=3.0,
+                     content_d_sec_per_iter_median=0.2,
+                     content_d_sec_per_iter_min=0.19,
+                     content_d_flops_per_iter=1e10)
+  path = tmp_path / 'results.jsonl'
+  path.write_text('\n'.join(json.dumps(r) for r in (f32, bf16, cpu_mdmm))
+                  + '\n\n')
+  records = summarize.read_records(path)
+  assert records == [f32, bf16, cpu_mdmm]
+  text = summarize.summary(records)
+  columns = _row(text, 'model')
+  utilisation = columns.index('FLOP utilisation')
+  # float32 steps are measured against the TF32 peak (JAX's default
+  # precision on these GPUs), bfloat16 steps against the BF16 peak.
+  peaks = dict(summarize.PEAK_TFLOPS)['H100']
+  for record in (f32, bf16):
+    cells = _row(text, 'gmvae_mdmm', '108', '2', record['dtype'])
+    share = (record['flops_per_iter'] / record['sec_per_iter_median']
+             / (peaks[record['dtype']] * 1e12))
+    assert cells[utilisation] == f'{100 * share:.2f}%'
+  assert _row(text, 'gmvae_mdmm', '108', '2', 'bfloat16')[
+      columns.index('ms/iter median (min)')] == '8.00 (7.00)'
+  # No known peak for a CPU, unless one is given; the content-D-only
+  # iteration gets its own row.
+  assert _row(text, 'mdmm', '108', '2')[utilisation] == '–'
+  assert _row(text, 'mdmm content-D-only')[
+      columns.index('GFLOP/iter')] == '10.00'
+  given = summarize.summary(records, peak_tflops=0.1)
+  assert _row(given, 'mdmm content-D-only')[utilisation] == '50.00%'
+  # The speed-up table: f32 median over bf16 median, only where both ran.
+  assert _row(text, 'gmvae_mdmm', '108', '2', '10.00')[-1] == '1.25×'
+  speedups = summarize.speedup_table(records).splitlines()
+  assert len(speedups) == 3       # header, rule, the one setting in both
+  first_line = text.splitlines()[0]
+  assert first_line.startswith('Measured on: ')
+  assert 'gpu:NVIDIA H100 80GB HBM3 ×1, jax 0.11.2' in first_line
+  assert 'cpu:cpu ×1' in first_line
+
+
+def test_peaks_match_the_device_names_jax_reports():
+  summarize = _load_summarizer()
+  peak = summarize.peak_flops
+  assert peak('gpu:NVIDIA H200', 'bfloat16') == 989.5e12
+  assert peak('gpu:NVIDIA H100 PCIe', 'float32') == 378.0e12
+  assert peak('gpu:NVIDIA H200 NVL', 'float32') == 417.5e12
+  assert peak('cpu:cpu', 'float32') is None
+  assert peak('gpu:NVIDIA H100 80GB HBM3', 'float16') is None
+  assert peak('cpu:cpu', 'float32', peak_tflops=2.0) == 2.0e12
