@@ -12,6 +12,11 @@ TensorFlow import):
   xla_temp_mb            the compiled step's temporary buffers (XLA's
                          memory analysis; params and batch not included);
   flops_per_iter         XLA's cost analysis of the compiled step;
+  matmul_flops_per_iter  the convolutions' and matrix products' FLOPs in the
+                         step's jaxpr (`matmul_flops`): the model FLOPs that
+                         a FLOP utilisation is measured with, the same on
+                         every backend (XLA's compiled count on GPUs has
+                         missed cuBLAS / cuDNN calls in some versions);
   n_params, params_by_group  parameter counts (total, per optimizer group).
 One iteration is what the reference loop does per iteration: for MDMM the D
 updates then the EG / G-alone updates (`train_step`); MDMM's content-D-only
@@ -25,6 +30,7 @@ Prints one JSON line per run. Fields may be overridden as in `main`:
 """
 
 import json
+import math
 import platform
 import resource
 import sys
@@ -34,6 +40,7 @@ import types
 from absl import app
 from absl import flags
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
@@ -71,13 +78,101 @@ def _synthetic_batch(batch_size, image_size, num_domains, seed=0):
           'domain': jnp.asarray(domain, jnp.int32)}
 
 
+def _valid_taps(in_size, kernel, out_size, stride, pad_low, lhs_dilation,
+                rhs_dilation) -> int:
+  """(output position, kernel tap) pairs of one spatial dim that read an
+  input pixel: not padding, not a zero of the input's dilation."""
+  position = (np.arange(out_size)[:, None] * stride
+              + np.arange(kernel)[None, :] * rhs_dilation - pad_low)
+  return int(np.sum((position >= 0)
+                    & (position <= (in_size - 1) * lhs_dilation)
+                    & (position % lhs_dilation == 0)))
+
+
+def _eqn_matmul_flops(eqn) -> int:
+  """2 × multiply-adds of one conv / dot_general equation, else 0.
+
+  A conv's output element sums rhs_in_features × its valid taps (the taps
+  on padding or on zeros of an lhs dilation, as in the input gradient of a
+  strided conv, are not counted, as in XLA's cost analysis); the count is
+  separable over the spatial dims. Grouped convs included.
+  """
+  name = eqn.primitive.name
+  if name == 'conv_general_dilated':
+    lhs, rhs = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
+    out = eqn.outvars[0].aval.shape
+    lhs_spec, rhs_spec, out_spec = eqn.params['dimension_numbers']
+    params = eqn.params
+    taps = math.prod(
+        _valid_taps(lhs[lhs_spec[2 + i]], rhs[rhs_spec[2 + i]],
+                    out[out_spec[2 + i]], params['window_strides'][i],
+                    params['padding'][i][0], params['lhs_dilation'][i],
+                    params['rhs_dilation'][i])
+        for i in range(len(lhs_spec) - 2))
+    return (2 * out[out_spec[0]] * out[out_spec[1]] * rhs[rhs_spec[1]]
+            * taps)
+  if name == 'dot_general':
+    (contracting, _), _ = eqn.params['dimension_numbers']
+    lhs = eqn.invars[0].aval.shape
+    return (2 * math.prod(eqn.outvars[0].aval.shape)
+            * math.prod(lhs[d] for d in contracting))
+  return 0
+
+
+def matmul_flops(jaxpr, used_outputs=None) -> int:
+  """FLOPs of the convs and matrix products a (closed) jaxpr needs.
+
+  Counts only equations whose outputs are used (or that have effects), as
+  XLA drops the rest: e.g. a forward pass that only its gradient reads.
+  Recurses into sub-jaxprs (jit, custom_jvp / custom_vjp, remat, ...),
+  passing down which outputs are used; a `scan` body counts `length` times,
+  a `cond` its costliest branch, a `while` body once (its trip count is not
+  static). XLA may still merge repeated computations, which this does not.
+  """
+  jaxpr = getattr(jaxpr, 'jaxpr', jaxpr)       # ClosedJaxpr -> Jaxpr
+  if used_outputs is None:
+    used_outputs = [True] * len(jaxpr.outvars)
+  live = {var for var, used in zip(jaxpr.outvars, used_outputs)
+          if used and isinstance(var, jax_core.Var)}
+  total = 0
+  for eqn in reversed(jaxpr.eqns):
+    used = [var in live for var in eqn.outvars]
+    if not any(used) and not eqn.effects:
+      continue
+    live.update(var for var in eqn.invars if isinstance(var, jax_core.Var))
+    total += _eqn_matmul_flops(eqn)
+    name = eqn.primitive.name
+    inner = []
+    for sub in _subjaxprs(eqn.params):
+      sub_outputs = getattr(sub, 'jaxpr', sub).outvars
+      passes_used = (name not in ('scan', 'while')
+                     and len(sub_outputs) == len(eqn.outvars))
+      inner.append(matmul_flops(sub, used if passes_used else None))
+    if name == 'cond':
+      total += max(inner, default=0)
+    elif name == 'scan':
+      total += eqn.params['length'] * sum(inner)
+    else:
+      total += sum(inner)
+  return total
+
+
+def _subjaxprs(params):
+  """The jaxprs among an equation's params (also inside tuples / lists)."""
+  for value in params.values():
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+      if isinstance(item, (jax_core.ClosedJaxpr, jax_core.Jaxpr)):
+        yield item
+
+
 def _time_step(step, state, batch, rng, steps, warmup, compiler_options):
   """Compiles, warms up and times `step`; returns (state, stats)."""
   start = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=0,
-                     compiler_options=compiler_options).lower(
-                         state, batch, rng).compile()
+  traced = jax.jit(step, donate_argnums=0,
+                   compiler_options=compiler_options).trace(state, batch, rng)
+  compiled = traced.lower().compile()
   compile_s = time.perf_counter() - start
+  model_flops = matmul_flops(traced.jaxpr)
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):    # older jax: one dict per module
     cost = cost[0] if cost else {}
@@ -94,7 +189,8 @@ def _time_step(step, state, batch, rng, steps, warmup, compiler_options):
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   return state, dict(compile_s=compile_s, median=float(np.median(times)),
-                     min=float(np.min(times)), flops=flops, temp_mb=temp_mb)
+                     min=float(np.min(times)), flops=flops,
+                     matmul_flops=model_flops, temp_mb=temp_mb)
 
 
 def _peak_mem_mb() -> float:
@@ -129,6 +225,7 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
       'sec_per_iter_median': main['median'], 'sec_per_iter_min': main['min'],
       'images_per_s': batch_size / main['median'],
       'flops_per_iter': main['flops'],
+      'matmul_flops_per_iter': main['matmul_flops'],
       'xla_temp_mb': round(main['temp_mb'], 1),
       'n_params': sum(params_by_group.values()),
       'params_by_group': params_by_group,
@@ -139,7 +236,8 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
     record.update(content_d_compile_s=round(extra['compile_s'], 2),
                   content_d_sec_per_iter_median=extra['median'],
                   content_d_sec_per_iter_min=extra['min'],
-                  content_d_flops_per_iter=extra['flops'])
+                  content_d_flops_per_iter=extra['flops'],
+                  content_d_matmul_flops_per_iter=extra['matmul_flops'])
   record['peak_mem_mb'] = round(_peak_mem_mb(), 1)
   device = jax.devices()[0]
   record.update(device=f'{device.platform}:{device.device_kind}',

@@ -6,15 +6,19 @@ One table row per JSON line (an MDMM line gives a second row for its
 content-D-only iteration), then, for every setting measured in both float32
 and bfloat16, the bf16 speed-up (f32 median / bf16 median).
 
-FLOP utilisation = flops_per_iter / sec_per_iter_median / peak, where
-flops_per_iter is XLA's cost analysis of the compiled step and the peak is the
+FLOP utilisation = matmul_flops_per_iter / sec_per_iter_median / peak: the
+step's conv and matrix-product FLOPs (counted on its jaxpr, the work tensor
+cores do; records from before that key use XLA's `flops_per_iter`) over the
 device's dense (no sparsity) tensor-core rate for the dtype the step computes
 in: bfloat16 for `--dtype=bfloat16`, TF32 for float32, since JAX's default
 matmul / conv precision on NVIDIA GPUs from Ampere on computes float32 inputs
-as TF32. Peaks come from NVIDIA's datasheets (`PEAK_TFLOPS`, matched by the
-record's `device` name); `--peak_tflops` replaces them (one figure for every
-row, e.g. for a device not listed), and rows of devices with no known peak
-(CPUs) get no utilisation. Pure Python: runs where the benchmark ran.
+as TF32. XLA's own count of the compiled step is shown beside it: it adds the
+elementwise ops and drops merged repeats, and on GPUs it has missed cuBLAS /
+cuDNN calls in some versions (jax-ml/jax#22249). Peaks come from NVIDIA's
+datasheets (`PEAK_TFLOPS`, matched by the record's `device` name);
+`--peak_tflops` replaces them (one figure for every row, e.g. for a device
+not listed), and rows of devices with no known peak (CPUs) get no
+utilisation. Pure Python: runs where the benchmark ran.
 """
 
 import collections
@@ -40,8 +44,9 @@ PEAK_TFLOPS = (
 )
 
 _COLUMNS = ('model', 'size', 'batch', 'dtype', 'remat', 'compile s',
-            'ms/iter median (min)', 'images/s', 'peak MiB', 'GFLOP/iter',
-            'TFLOP/s', 'FLOP utilisation')
+            'ms/iter median (min)', 'images/s', 'peak MiB',
+            'XLA GFLOP/iter', 'conv + matmul GFLOP/iter', 'TFLOP/s',
+            'FLOP utilisation')
 
 
 def peak_flops(device, dtype, peak_tflops=None):
@@ -61,16 +66,17 @@ def read_records(path):
 
 
 def _rows(record):
-  """(name, median s, min s, flops, compile s) of each timed step."""
-  rows = [(record['model'], record['sec_per_iter_median'],
-           record['sec_per_iter_min'], record['flops_per_iter'],
-           record['compile_s'])]
-  if 'content_d_sec_per_iter_median' in record:
-    rows.append((record['model'] + ' content-D-only',
-                 record['content_d_sec_per_iter_median'],
-                 record['content_d_sec_per_iter_min'],
-                 record['content_d_flops_per_iter'],
-                 record['content_d_compile_s']))
+  """(name, median s, min s, XLA flops, conv + matmul flops or None,
+  compile s) of each timed step."""
+  rows = []
+  for name, prefix in ((record['model'], ''),
+                       (record['model'] + ' content-D-only', 'content_d_')):
+    if prefix + 'sec_per_iter_median' in record:
+      rows.append((name, record[prefix + 'sec_per_iter_median'],
+                   record[prefix + 'sec_per_iter_min'],
+                   record[prefix + 'flops_per_iter'],
+                   record.get(prefix + 'matmul_flops_per_iter'),
+                   record[prefix + 'compile_s']))
   return rows
 
 
@@ -85,14 +91,17 @@ def results_table(records, peak_tflops=None):
            '|' + '---|' * len(_COLUMNS)]
   for record in records:
     peak = peak_flops(record.get('device', ''), record['dtype'], peak_tflops)
-    for name, median, minimum, flops, compile_s in _rows(record):
+    for (name, median, minimum, xla_flops, matmul_flops,
+         compile_s) in _rows(record):
+      flops = xla_flops if matmul_flops is None else matmul_flops
       share = utilisation(flops, median, peak)
       cells = (name, record['image_size'], record['batch_size'],
                record['dtype'], 'on' if record.get('remat') else 'off',
                f'{compile_s:.1f}',
                f'{1e3 * median:.2f} ({1e3 * minimum:.2f})',
                f'{record["batch_size"] / median:.1f}',
-               f'{record["peak_mem_mb"]:.0f}', f'{flops / 1e9:.2f}',
+               f'{record["peak_mem_mb"]:.0f}', f'{xla_flops / 1e9:.2f}',
+               '–' if matmul_flops is None else f'{matmul_flops / 1e9:.2f}',
                f'{flops / median / 1e12:.3g}',
                '–' if share is None else f'{100 * share:.2f}%')
       lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
@@ -103,7 +112,7 @@ def speedup_table(records):
   """Markdown table of f32 median / bf16 median per setting run in both."""
   by_setting = collections.defaultdict(dict)
   for record in records:
-    for name, median, _, _, _ in _rows(record):
+    for name, median, *_ in _rows(record):
       setting = (name, record['image_size'], record['batch_size'],
                  bool(record.get('remat')))
       by_setting[setting][record['dtype']] = median

@@ -39,6 +39,10 @@ def test_benchmark_record_of_mdmm_smoke():
   assert record['model'] == 'mdmm' and record['image_size'] == 32
   assert record['sec_per_iter_min'] <= record['sec_per_iter_median']
   assert record['flops_per_iter'] > 0 and record['compile_s'] > 0
+  # The convs' and products' FLOPs counted on the jaxpr are most of XLA's
+  # count (which adds elementwise ops and merges repeated work).
+  ratio = record['matmul_flops_per_iter'] / record['flops_per_iter']
+  assert 0.7 < ratio < 1.3, ratio
   assert record['xla_temp_mb'] > 0
   # The MDMM content-D-only iteration is timed on its own.
   assert record['content_d_sec_per_iter_median'] > 0
@@ -61,6 +65,58 @@ def test_benchmark_does_not_import_tensorflow():
                        capture_output=True, text=True, check=False,
                        timeout=300)
   assert out.stdout.strip().splitlines()[-1] == 'False', out.stderr[-2000:]
+
+
+CONVS = (  # lhs shape, rhs shape, strides, padding, lhs / rhs dilation, groups
+    ((2, 16, 16, 8), (3, 3, 8, 4), (1, 1), 'SAME', (1, 1), (1, 1), 1),
+    ((2, 16, 16, 8), (4, 4, 8, 4), (2, 2), [(1, 2), (0, 1)], (1, 1), (1, 1), 1),
+    ((2, 9, 9, 8), (3, 3, 8, 6), (1, 1), [(1, 1), (1, 1)], (2, 2), (1, 1), 1),
+    ((2, 16, 16, 8), (3, 3, 8, 4), (1, 1), 'SAME', (1, 1), (2, 2), 1),
+    ((2, 16, 16, 8), (3, 3, 2, 8), (2, 2), 'SAME', (1, 1), (1, 1), 4),
+)
+
+
+@pytest.mark.parametrize('lhs, rhs, strides, padding, lhs_dilation, '
+                         'rhs_dilation, groups', CONVS)
+def test_matmul_flops_of_convs_and_their_gradients_equal_xla_count(
+    lhs, rhs, strides, padding, lhs_dilation, rhs_dilation, groups):
+  """Padding taps and dilation zeros are not counted, as by XLA; the
+  gradients' convs (batch-grouped for grouped convs) are counted too."""
+  import jax
+  import jax.numpy as jnp
+  benchmark = _load_benchmark()
+  conv = lambda x, w: jax.lax.conv_general_dilated(
+      x, w, strides, padding, lhs_dilation=lhs_dilation,
+      rhs_dilation=rhs_dilation, feature_group_count=groups,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  x, w = jnp.ones(lhs), jnp.ones(rhs)
+  y, conv_vjp = jax.vjp(conv, x, w)
+  for fn, args in ((conv, (x, w)), (conv_vjp, (y,))):
+    xla_flops = jax.jit(fn).lower(*args).cost_analysis()['flops']
+    assert benchmark.matmul_flops(jax.make_jaxpr(fn)(*args)) == xla_flops
+
+
+def test_matmul_flops_skips_unused_work_and_counts_loops():
+  import jax
+  import jax.numpy as jnp
+  benchmark = _load_benchmark()
+  count = lambda fn, *args: benchmark.matmul_flops(jax.make_jaxpr(fn)(*args))
+  a, b = jnp.ones((5, 7)), jnp.ones((7, 3))
+  product = 2 * 5 * 7 * 3
+  assert count(lambda a, b: a @ b, a, b) == product
+  # The gradient of a linear function does not need the forward product;
+  # inside a jit, only the used output of the inner computation counts.
+  assert count(jax.grad(lambda b: (a @ b).sum()), b) == product
+  inner = jax.jit(lambda a, b: (a @ b, (a @ b) @ b.T))
+  assert count(lambda a, b: inner(a, b)[0], a, b) == product
+  assert count(lambda a, b: inner(a, b)[1], a, b) == product + 2 * 5 * 3 * 7
+  # A scan body counts once per iteration, a cond its costliest branch.
+  scan = lambda a: jax.lax.scan(lambda c, _: (c @ a.T @ a, None), a, None,
+                                length=4)[0]
+  assert count(scan, a) == 4 * 2 * (2 * 5 * 7 * 5)
+  cond = lambda p, a, b: jax.lax.cond(p, lambda: (a @ b).sum(),
+                                      lambda: a.sum())
+  assert count(cond, True, a, b) == product
 
 
 def test_dtype_and_remat_flags_set_the_model_config():
@@ -110,7 +166,8 @@ def _record(**fields):
             'dtype': 'float32', 'remat': False, 'compile_s': 41.0,
             'sec_per_iter_median': 0.010, 'sec_per_iter_min': 0.009,
             'images_per_s': 200.0, 'peak_mem_mb': 900.0,
-            'flops_per_iter': 2.0e11, 'n_params': 10, 'device_count': 1,
+            'flops_per_iter': 2.0e11, 'matmul_flops_per_iter': 1.8e11,
+            'n_params': 10, 'device_count': 1,
             'device': 'gpu:NVIDIA H100 80GB HBM3', 'jax': '0.11.2',
             'python': '3.12.3'}
   record.update(fields)
@@ -136,6 +193,7 @@ def test_summary_tables_give_flop_utilisation_and_bf16_speedup(tmp_path):
                      content_d_sec_per_iter_median=0.2,
                      content_d_sec_per_iter_min=0.19,
                      content_d_flops_per_iter=1e10)
+  del cpu_mdmm['matmul_flops_per_iter']   # a record from before that key
   path = tmp_path / 'results.jsonl'
   path.write_text('\n'.join(json.dumps(r) for r in (f32, bf16, cpu_mdmm))
                   + '\n\n')
@@ -144,21 +202,26 @@ def test_summary_tables_give_flop_utilisation_and_bf16_speedup(tmp_path):
   text = summarize.summary(records)
   columns = _row(text, 'model')
   utilisation = columns.index('FLOP utilisation')
-  # float32 steps are measured against the TF32 peak (JAX's default
-  # precision on these GPUs), bfloat16 steps against the BF16 peak.
+  # The convs' and products' FLOPs over the median time, float32 steps
+  # against the TF32 peak (JAX's default precision on these GPUs), bfloat16
+  # steps against the BF16 peak.
   peaks = dict(summarize.PEAK_TFLOPS)['H100']
   for record in (f32, bf16):
     cells = _row(text, 'gmvae_mdmm', '108', '2', record['dtype'])
-    share = (record['flops_per_iter'] / record['sec_per_iter_median']
+    share = (record['matmul_flops_per_iter'] / record['sec_per_iter_median']
              / (peaks[record['dtype']] * 1e12))
     assert cells[utilisation] == f'{100 * share:.2f}%'
+    assert cells[columns.index('XLA GFLOP/iter')] == '200.00'
+    assert cells[columns.index('conv + matmul GFLOP/iter')] == '180.00'
   assert _row(text, 'gmvae_mdmm', '108', '2', 'bfloat16')[
       columns.index('ms/iter median (min)')] == '8.00 (7.00)'
   # No known peak for a CPU, unless one is given; the content-D-only
   # iteration gets its own row.
   assert _row(text, 'mdmm', '108', '2')[utilisation] == '–'
-  assert _row(text, 'mdmm content-D-only')[
-      columns.index('GFLOP/iter')] == '10.00'
+  content_d = _row(text, 'mdmm content-D-only')
+  assert content_d[columns.index('XLA GFLOP/iter')] == '10.00'
+  assert content_d[columns.index('conv + matmul GFLOP/iter')] == '–'
+  # Without the conv + matmul count, XLA's count gives the utilisation.
   given = summarize.summary(records, peak_tflops=0.1)
   assert _row(given, 'mdmm content-D-only')[utilisation] == '50.00%'
   # The speed-up table: f32 median over bf16 median, only where both ran.
