@@ -19,7 +19,7 @@
 # then on the device: `bash experiments/gpu_benchmarks.sh` with `.whl` carried.
 # Checked without a GPU (2026-12-07) in a venv like the device's: Python 3.12,
 # jax 0.10.2, flax, optax, absl-py, PyYAML, no TensorFlow / TFDS / clu /
-# ml_collections: `OUT=/tmp/o STEPS=1 WARMUP=0 BUDGET=1 PY=VENV/bin/python
+# ml_collections: `OUT=/tmp/o STEPS=1 WARMUP=0 BUDGET=10 PY=VENV/bin/python
 # bash experiments/gpu_benchmarks.sh` installs the wheel, runs the first
 # setting and writes the three files.
 # STEPS / WARMUP override the timed and warm-up iterations (default 50 / 5).
