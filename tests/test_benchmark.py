@@ -19,11 +19,11 @@ KEYS = ('model', 'image_size', 'batch_size', 'dtype', 'remat', 'compile_s',
 
 
 @functools.cache
-def _load_benchmark():
-  """experiments/benchmark.py, loaded once per process (it defines absl
+def _load_experiment(name):
+  """experiments/<name>.py, loaded once per process (the scripts define absl
   flags, which a second load would define twice)."""
   spec = importlib.util.spec_from_file_location(
-      'benchmark', REPO / 'experiments' / 'benchmark.py')
+      name, REPO / 'experiments' / f'{name}.py')
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -31,7 +31,7 @@ def _load_benchmark():
 
 @pytest.mark.slow
 def test_benchmark_record_of_mdmm_smoke():
-  benchmark = _load_benchmark()
+  benchmark = _load_experiment('benchmark')
   config = config_lib.shrink_for_smoke(config_lib.mdmm_config())
   record = benchmark.benchmark(config, steps=2, warmup=1, num_domains=3)
   for key in KEYS:
@@ -84,7 +84,7 @@ def test_matmul_flops_of_convs_and_their_gradients_equal_xla_count(
   gradients' convs (batch-grouped for grouped convs) are counted too."""
   import jax
   import jax.numpy as jnp
-  benchmark = _load_benchmark()
+  benchmark = _load_experiment('benchmark')
   conv = lambda x, w: jax.lax.conv_general_dilated(
       x, w, strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, feature_group_count=groups,
@@ -99,7 +99,7 @@ def test_matmul_flops_of_convs_and_their_gradients_equal_xla_count(
 def test_matmul_flops_skips_unused_work_and_counts_loops():
   import jax
   import jax.numpy as jnp
-  benchmark = _load_benchmark()
+  benchmark = _load_experiment('benchmark')
   count = lambda fn, *args: benchmark.matmul_flops(jax.make_jaxpr(fn)(*args))
   a, b = jnp.ones((5, 7)), jnp.ones((7, 3))
   product = 2 * 5 * 7 * 3
@@ -120,7 +120,7 @@ def test_matmul_flops_skips_unused_work_and_counts_loops():
 
 
 def test_dtype_and_remat_flags_set_the_model_config():
-  benchmark = _load_benchmark()
+  benchmark = _load_experiment('benchmark')
   config = config_lib.shrink_for_smoke(config_lib.mdmm_config())
   benchmark.set_compute_options(config, 'bfloat16', True)
   assert (config.model.dtype, config.model.remat) == ('bfloat16', True)
@@ -151,15 +151,6 @@ def test_benchmark_cli_runs_the_step_in_bfloat16():
   assert record['sec_per_iter_median'] > 0
 
 
-@functools.cache
-def _load_summarizer():
-  spec = importlib.util.spec_from_file_location(
-      'summarize_benchmarks', REPO / 'experiments' / 'summarize_benchmarks.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def _record(**fields):
   """A benchmark JSON record (the keys `benchmark` writes) with `fields`."""
   record = {'model': 'gmvae_mdmm', 'image_size': 108, 'batch_size': 2,
@@ -184,7 +175,7 @@ def _row(table, *first_cells):
 
 
 def test_summary_tables_give_flop_utilisation_and_bf16_speedup(tmp_path):
-  summarize = _load_summarizer()
+  summarize = _load_experiment('summarize_benchmarks')
   f32 = _record()
   bf16 = _record(dtype='bfloat16', sec_per_iter_median=0.008,
                  sec_per_iter_min=0.007)
@@ -235,7 +226,7 @@ def test_summary_tables_give_flop_utilisation_and_bf16_speedup(tmp_path):
 
 
 def test_peaks_match_the_device_names_jax_reports():
-  summarize = _load_summarizer()
+  summarize = _load_experiment('summarize_benchmarks')
   peak = summarize.peak_flops
   assert peak('gpu:NVIDIA H200', 'bfloat16') == 989.5e12
   assert peak('gpu:NVIDIA H100 PCIe', 'float32') == 378.0e12
