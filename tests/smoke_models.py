@@ -1,7 +1,5 @@
 """Every model's `:smoke` objective, batches and loop order, for tests."""
 
-import importlib.util
-import pathlib
 import re
 
 import jax
@@ -10,19 +8,15 @@ import numpy as np
 
 from i2ijax import objectives
 from i2ijax.data import pipeline
+import config_files
 
-CONFIG_DIR = pathlib.Path(__file__).parents[1] / 'configs'
 MODELS = ('mdmm', 'gmvae_mdmm', 'munit', 'unit', 'cyclegan', 'tunit')
 IMAGE_SIZE = 32
 
 
 def smoke_config(name: str, **model_overrides):
   """`configs/<name>.py:smoke` with `config.model` fields overridden."""
-  spec = importlib.util.spec_from_file_location(f'{name}_config',
-                                                CONFIG_DIR / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('smoke')
+  config = config_files.get_config(name, 'smoke')
   for key, value in model_overrides.items():
     config.model[key] = value
   return config

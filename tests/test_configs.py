@@ -1,27 +1,19 @@
 """Every config file and variant builds and validates; bad values are named."""
 
-import pathlib
-
 import jax
 import pytest
 
 from i2ijax import config_lib
+import config_files
 
-CONFIG_DIR = pathlib.Path(__file__).parents[1] / 'configs'
-CONFIG_FILES = sorted(CONFIG_DIR.glob('*.py'))
+CONFIG_FILES = sorted(config_files.CONFIG_DIR.glob('*.py'))
 VARIANTS = ('', 'shapes', 'smoke', 'apple2orange', 'shapes,smoke')
-
-
-def _load(path, arg):
-  namespace = {}
-  exec(compile(path.read_text(), str(path), 'exec'), namespace)  # pylint: disable=exec-used
-  return namespace['get_config'](arg or None)
 
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_config_builds_and_validates(path, variant):
-  config = _load(path, variant)
+  config = config_files.get_config(path.stem, variant or None)
   config_lib.validate(config)
   assert config.model.name == path.stem
   if 'smoke' in variant:
@@ -31,7 +23,7 @@ def test_config_builds_and_validates(path, variant):
 
 
 def test_apple2orange_is_the_seed_setting():
-  config = _load(CONFIG_DIR / 'gmvae_mdmm.py', 'apple2orange')
+  config = config_files.get_config('gmvae_mdmm', 'apple2orange')
   assert config.data.name == 'cycle_gan/apple2orange'
   assert (config.data.image_size, config.train.batch_size) == (108, 2)
   assert config.train.num_steps == 10_000
@@ -41,9 +33,9 @@ def test_apple2orange_is_the_seed_setting():
 
 def test_unknown_variant_and_argument_are_clear_errors():
   with pytest.raises(ValueError, match='variant'):
-    _load(CONFIG_DIR / 'mdmm.py', 'no_such_variant')
+    config_files.get_config('mdmm', 'no_such_variant')
   with pytest.raises(ValueError, match='Unknown config argument'):
-    _load(CONFIG_DIR / 'mdmm.py', 'colour=red')
+    config_files.get_config('mdmm', 'colour=red')
 
 
 @pytest.mark.parametrize('field, value, message', [
@@ -57,7 +49,7 @@ def test_unknown_variant_and_argument_are_clear_errors():
     ('model.dtype', 'float16', "model.dtype='float16'.*bfloat16"),
 ])
 def test_bad_values_name_the_field(field, value, message):
-  config = _load(CONFIG_DIR / 'gmvae_mdmm.py', 'smoke')
+  config = config_files.get_config('gmvae_mdmm', 'smoke')
   section, key = field.rsplit('.', 1)
   node = config
   for part in section.split('.'):
@@ -70,7 +62,7 @@ def test_bad_values_name_the_field(field, value, message):
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
 def test_every_model_has_the_compute_options_off_by_default(path):
-  model = _load(path, 'smoke').model
+  model = config_files.get_config(path.stem, 'smoke').model
   assert (model.dtype, model.remat) == ('float32', False)
 
 
@@ -78,7 +70,7 @@ def test_every_model_has_the_compute_options_off_by_default(path):
 def test_smoke_variant_inits_its_model(path):
   from i2ijax import objectives
   from i2ijax.data import pipeline
-  config = _load(path, 'smoke')
+  config = config_files.get_config(path.stem, 'smoke')
   model = objectives.build(config, pipeline.get_data_spec(config.data))
   state = model.init(jax.random.key(0))
   assert set(state.params) == set(model.txs)
@@ -87,7 +79,7 @@ def test_smoke_variant_inits_its_model(path):
 
 @pytest.mark.parametrize('name', ['unit', 'munit', 'cyclegan'])
 def test_two_domain_models_need_an_even_batch(name):
-  config = _load(CONFIG_DIR / f'{name}.py', 'smoke')
+  config = config_files.get_config(name, 'smoke')
   config.train.batch_size = 5
   with pytest.raises(ValueError, match='train.batch_size=5.*even'):
     config_lib.validate(config)

@@ -1,16 +1,11 @@
 """configs/cyclegan.py: the paper settings, the presets and their errors."""
 
-import importlib.util
-import pathlib
-
 import pytest
 
 from i2ijax import config_lib
+import config_files
 
-PATH = pathlib.Path(__file__).parents[1] / 'configs' / 'cyclegan.py'
-spec = importlib.util.spec_from_file_location('cyclegan_config', PATH)
-cyclegan_config = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cyclegan_config)
+cyclegan_config = config_files.load_module('cyclegan')
 
 
 @pytest.mark.parametrize('name', ['horse2zebra', 'apple2orange',

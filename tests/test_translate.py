@@ -5,7 +5,6 @@ The checkpoints are `objective.init` states saved through the project's
 file naming and determinism do not depend on what the weights learnt.
 """
 
-import importlib.util
 import pathlib
 
 import jax
@@ -16,17 +15,9 @@ from PIL import Image
 from i2ijax import objectives
 from i2ijax import translate
 from i2ijax.training import checkpoint
+import config_files
 
-CONFIG_DIR = pathlib.Path(__file__).parents[1] / 'configs'
 MODELS = ('mdmm', 'gmvae_mdmm', 'unit', 'munit', 'cyclegan', 'tunit')
-
-
-def _config(model):
-  spec = importlib.util.spec_from_file_location(
-      f'{model}_config', CONFIG_DIR / f'{model}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config('smoke')
 
 
 @pytest.fixture(scope='module')
@@ -36,7 +27,7 @@ def workdirs(tmp_path_factory):
 
   def get(model):
     if model not in cache:
-      config = _config(model)
+      config = config_files.get_config(model, 'smoke')
       workdir = tmp_path_factory.mktemp(model)
       names = translate.domain_names(config.data)
       objective = objectives.build(
@@ -77,7 +68,7 @@ def test_every_model_translates_a_folder(model, workdirs, inputs, tmp_path):
   paths = translate.run(workdirs(model), inputs, str(tmp_path / 'out'),
                         **kwargs)
   images = _pngs(paths)
-  names = translate.domain_names(_config(model).data)
+  names = translate.domain_names(config_files.get_config(model, 'smoke').data)
   targets = [names[1]] if len(names) == 2 else list(names)
   if model == 'tunit':    # the reference alone sets TUNIT's domain
     targets = ['reference']
@@ -235,7 +226,7 @@ def test_tunit_target_domain_uses_its_mean_style(workdirs, inputs, tmp_path):
   paths = translate.run(workdirs('tunit'), f'{inputs}/a.png',
                         str(tmp_path / 'out'))
   images = _pngs(paths)
-  names = translate.domain_names(_config('tunit').data)
+  names = translate.domain_names(config_files.get_config('tunit', 'smoke').data)
   assert set(images) == {f'a_{t}_style0.png' for t in names} | {'grid.png'}
   assert images['a_day_style0.png'].shape == (32, 32, 3)
   assert not np.array_equal(images['a_day_style0.png'],

@@ -23,9 +23,7 @@ trains 600 and asserts domain_acc ≥ 0.75 (both directions must mostly work)
 and content_iou ≥ 0.3 (shapes stay in place; 3× the untrained value).
 """
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import pytest
@@ -33,6 +31,7 @@ import pytest
 from i2ijax import evaluate
 from i2ijax import objectives
 from i2ijax.data import pipeline
+import config_files
 
 NUM_STEPS = 600
 EVAL = dict(num_examples=32, num_styles=1)
@@ -41,17 +40,9 @@ THRESHOLD = 0.75
 CONTENT_IOU_MIN = 0.3
 
 
-def _config():
-  path = pathlib.Path(__file__).parents[2] / 'configs' / 'cyclegan.py'
-  spec = importlib.util.spec_from_file_location('cyclegan_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config('shapes')
-
-
 @pytest.mark.slow
 def test_domain_accuracy_rises_from_chance(tmp_path, run_module):
-  config = _config()
+  config = config_files.get_config('cyclegan', 'shapes')
   config.eval.update(EVAL)
   objective = objectives.build(config, pipeline.get_data_spec(config.data))
   before = evaluate.compute_metrics(

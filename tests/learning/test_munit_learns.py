@@ -41,18 +41,13 @@ from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.metrics import oracles as oracles_lib
 from i2ijax.training import checkpoint as checkpoint_lib
+import config_files
 
 CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'munit.py'
 NUM_STEPS = 200
 EVAL = dict(num_examples=32, num_styles=2)
 DOMAIN_ACC = 0.75
 MODE_ACC_REFERENCE = 0.45
-
-
-def _get_config(arg):
-  namespace = {}
-  exec(compile(CONFIG_FILE.read_text(), str(CONFIG_FILE), 'exec'), namespace)  # pylint: disable=exec-used
-  return namespace['get_config'](arg)
 
 
 def reference_mode_accuracy(config, objective, params, oracles):
@@ -81,7 +76,7 @@ def reference_mode_accuracy(config, objective, params, oracles):
 
 @pytest.mark.slow
 def test_munit_translates_day_night(tmp_path, run_module):
-  config = _get_config('shapes')
+  config = config_files.get_config('munit', 'shapes')
   config.eval.update(EVAL)
   overrides = dict(num_steps=NUM_STEPS, eval_every_steps=NUM_STEPS,
                    sample_every_steps=10 * NUM_STEPS,   # once, at the end

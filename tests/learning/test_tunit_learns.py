@@ -20,9 +20,7 @@ least two domains cleanly told apart. Splitting `day` from `sketch` is the
 open part of issue 4 (aim 0.95), not something this test claims.
 """
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import pytest
@@ -31,24 +29,17 @@ from i2ijax import config_lib
 from i2ijax import evaluate
 from i2ijax import objectives
 from i2ijax.data import pipeline
+import config_files
 
-CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'tunit.py'
 NUM_STEPS = 300
 WARMUP_STEPS = 250
 THRESHOLD = 0.6
 EVAL = dict(num_examples=32, num_styles=2)
 
 
-def load_config(arg=None):
-  spec = importlib.util.spec_from_file_location('tunit_config', CONFIG_FILE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
 @pytest.mark.slow
 def test_cluster_accuracy_rises_well_above_chance(tmp_path, run_module):
-  config = load_config('shapes')
+  config = config_files.get_config('tunit', 'shapes')
   config.eval.update(EVAL)
   config_lib.validate(config)
   objective = objectives.build(config, pipeline.get_data_spec(config.data))

@@ -17,9 +17,7 @@ Calibration (THRESHOLD): see the numbers below, measured with this exact
 command on the 2-core CPU machine.
 """
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import pytest
@@ -27,23 +25,16 @@ import pytest
 from i2ijax import evaluate
 from i2ijax import objectives
 from i2ijax.data import pipeline
+import config_files
 
-CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'unit.py'
 NUM_STEPS = 200
 EVAL = dict(num_examples=32, num_styles=1)
 THRESHOLD = 0.75
 
 
-def load_config(arg=None):
-  spec = importlib.util.spec_from_file_location('unit_config', CONFIG_FILE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
 @pytest.mark.slow
 def test_domain_accuracy_rises_from_chance(tmp_path, run_module):
-  config = load_config('shapes')
+  config = config_files.get_config('unit', 'shapes')
   config.eval.update(EVAL)
   objective = objectives.build(config, pipeline.get_data_spec(config.data))
   before = evaluate.compute_metrics(

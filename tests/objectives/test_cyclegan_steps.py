@@ -1,8 +1,6 @@
 """CycleGAN: loss closed forms, image-pool semantics, the pure step."""
 
 import functools
-import importlib.util
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -13,17 +11,10 @@ from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.objectives import cyclegan
 from i2ijax.training import parallel
+import config_files
 import purity
 
 BATCH, SIZE = 8, 32
-CONFIG = pathlib.Path(__file__).parents[2] / 'configs' / 'cyclegan.py'
-
-
-def _config():
-  spec = importlib.util.spec_from_file_location('cyclegan_config', CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config('smoke')
 
 
 def _spec(num_domains=2):
@@ -41,7 +32,8 @@ def _batch(seed=0):
 
 @functools.lru_cache(maxsize=None)
 def _initial():
-  model = objectives.build(_config(), _spec())
+  config = config_files.get_config('cyclegan', 'smoke')
+  model = objectives.build(config, _spec())
   return model, model.init(jax.random.key(0)), jax.jit(model.train_step)
 
 
@@ -96,7 +88,7 @@ def test_step_losses_match_their_closed_forms():
 
 
 def test_identity_terms_are_optional():
-  config = _config()
+  config = config_files.get_config('cyclegan', 'smoke')
   config.loss.identity = 0.0
   model = objectives.build(config, _spec())
   state = model.init(jax.random.key(0))
@@ -232,7 +224,8 @@ def _assert_params_close(model, params_a, params_b, atol=None, steps=1):
 
 def test_train_step_is_pure():
   """Also covers the history pool: its draws come from the step's rng."""
-  model = objectives.build(_config(), _spec())
+  config = config_files.get_config('cyclegan', 'smoke')
+  model = objectives.build(config, _spec())
   state = jax.eval_shape(model.init, jax.random.key(0))   # no compilation
   purity.assert_traces_to_the_same_program(model.train_step, state, _batch(2),
                                            jax.random.key(3))
@@ -280,4 +273,4 @@ def test_translate_is_deterministic_and_picks_the_generator():
 
 def test_needs_exactly_two_domains():
   with pytest.raises(ValueError, match='exactly 2 domains'):
-    objectives.build(_config(), _spec(3))
+    objectives.build(config_files.get_config('cyclegan', 'smoke'), _spec(3))

@@ -2,7 +2,6 @@
 inference functions and the config file."""
 
 import functools
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -14,21 +13,15 @@ from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.objectives import munit as munit_objective
 from i2ijax.training import parallel
+import config_files
 import purity
 
 BATCH = 8
 SIZE = 32
-CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'munit.py'
-
-
-def _get_config(arg):
-  namespace = {}
-  exec(compile(CONFIG_FILE.read_text(), str(CONFIG_FILE), 'exec'), namespace)  # pylint: disable=exec-used
-  return namespace['get_config'](arg)
 
 
 def _model(**loss_overrides):
-  config = _get_config('smoke')
+  config = config_files.get_config('munit', 'smoke')
   config.train.batch_size = BATCH
   config.loss.update(loss_overrides)
   spec = pipeline.DataSpec(name='shapes', domain_names=('day', 'night'),
@@ -288,7 +281,7 @@ def test_slerp():
                                      'apple2orange', 'horse2zebra',
                                      'summer2winter_yosemite,smoke'])
 def test_config_variants_build_and_validate(variant):
-  config = _get_config(variant or None)
+  config = config_files.get_config('munit', variant or None)
   config_lib.validate(config)
   assert config.model.name == 'munit'
   if 'smoke' in variant:
@@ -296,7 +289,7 @@ def test_config_variants_build_and_validate(variant):
 
 
 def test_config_matches_the_reference_settings():
-  config = _get_config('edges2shoes')
+  config = config_files.get_config('munit', 'edges2shoes')
   assert config.data.name == 'folder'
   assert (config.data.image_size, config.train.batch_size) == (256, 2)
   assert (config.model.width, config.model.style_dim, config.model.mlp_dim,
@@ -304,8 +297,9 @@ def test_config_matches_the_reference_settings():
   assert dict(config.loss) == dict(gan=1.0, recon_x=10.0, recon_s=1.0,
                                    recon_c=1.0, recon_x_cyc=0.0,
                                    vgg=0.0)
-  assert _get_config('summer2winter_yosemite').loss.recon_x_cyc == 10.0
-  synthia = _get_config('synthia2cityscape')
+  summer = config_files.get_config('munit', 'summer2winter_yosemite')
+  assert summer.loss.recon_x_cyc == 10.0
+  synthia = config_files.get_config('munit', 'synthia2cityscape')
   assert (synthia.data.image_size, synthia.loss.recon_x_cyc,
           synthia.loss.vgg) == (512, 10.0, 1.0)
   g = config.optim.g
@@ -315,15 +309,16 @@ def test_config_matches_the_reference_settings():
   schedule = optim.make_schedule(g, config.train.num_steps)
   np.testing.assert_allclose([schedule(0), schedule(99_999),
                               schedule(100_000)], [1e-4, 1e-4, 5e-5])
-  assert _get_config('shapes').data.domains == ('day', 'night')
+  shapes = config_files.get_config('munit', 'shapes')
+  assert shapes.data.domains == ('day', 'night')
 
 
 def test_bad_settings_are_clear_errors():
-  config = _get_config('smoke')
+  config = config_files.get_config('munit', 'smoke')
   config.model.dis_scales = 4
   with pytest.raises(ValueError, match='dis_layers'):
     config_lib.validate(config)
   three = pipeline.DataSpec(name='shapes', domain_names=('a', 'b', 'c'),
                             image_size=SIZE, num_modes=3, has_masks=True)
   with pytest.raises(ValueError, match='exactly 2 domains'):
-    objectives.build(_get_config('smoke'), three)
+    objectives.build(config_files.get_config('munit', 'smoke'), three)

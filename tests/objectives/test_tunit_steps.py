@@ -2,8 +2,6 @@
 and the inference functions."""
 
 import functools
-import importlib.util
-import pathlib
 
 import jax
 from jax import flatten_util
@@ -12,19 +10,16 @@ import numpy as np
 from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.layers import compute
+import config_files
 import purity
 
 BATCH = 4
-CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'tunit.py'
 SPEC = pipeline.DataSpec(name='shapes', domain_names=('day', 'night', 'sketch'),
                          image_size=32, num_modes=3, has_masks=True)
 
 
 def _config():
-  spec = importlib.util.spec_from_file_location('tunit_config', CONFIG_FILE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('smoke')
+  config = config_files.get_config('tunit', 'smoke')
   config.train.update(dict(batch_size=BATCH, warmup_steps=1,
                            ema_start_steps=2))
   config.model.bn_copy_every = 3

@@ -1,8 +1,6 @@
 """UNIT pure steps: losses, weight sharing, jit, devices, config variants."""
 
 import functools
-import importlib.util
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -14,24 +12,17 @@ from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.models import unit as unit_nets
 from i2ijax.training import parallel
+import config_files
 import purity
 
 BATCH = 8
-CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'unit.py'
 SPEC = pipeline.DataSpec(name='shapes', domain_names=('day', 'night'),
                          image_size=32, num_modes=3, has_masks=True)
 
 
-def load_config(arg=None):
-  spec = importlib.util.spec_from_file_location('unit_config', CONFIG_FILE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
 def _model(**model_overrides):
   """The smoke config, shrunk further: compile and eager time dominate."""
-  config = load_config('smoke')
+  config = config_files.get_config('unit', 'smoke')
   config.train.batch_size = BATCH
   config.model.update(dict(width=4, dis_width=4, dis_layers=2,
                            dis_scales=2))
@@ -240,12 +231,12 @@ def test_translation_uses_the_latent_mean():
 
 # ------------------------------------------------------------------- config
 def test_config_variants():
-  default = load_config()
+  default = config_files.get_config('unit')
   config_lib.validate(default)
   assert default.model.name == 'unit' and default.data.name == 'shapes'
   assert tuple(default.data.domains) == ('day', 'night')
   assert default.model.shared_layers == 1
-  v1 = load_config('summer2winter')
+  v1 = config_files.get_config('unit', 'summer2winter')
   assert v1.data.name == 'cycle_gan/summer2winter_yosemite'
   assert (v1.data.image_size, v1.train.batch_size) == (256, 2)
   assert dict(v1.loss) == dict(gan=1.0, recon_x=10.0, recon_kl=0.01,
@@ -257,20 +248,20 @@ def test_config_variants():
   schedule = optim.make_schedule(g, v1.train.num_steps)
   np.testing.assert_allclose([schedule(0), schedule(99_999), schedule(100_000)],
                              [1e-4, 1e-4, 5e-5])
-  paper = load_config('maps,paper_weights')
+  paper = config_files.get_config('unit', 'maps,paper_weights')
   assert paper.data.name == 'cycle_gan/maps'
   assert dict(paper.loss) == pytest.approx(dict(
       gan=10.0, recon_x=100.0, recon_kl=0.1, recon_x_cyc=100.0,
       recon_kl_cyc=0.1, vgg=0.0))
-  assert load_config('edges2shoes').data.name == 'folder'
+  assert config_files.get_config('unit', 'edges2shoes').data.name == 'folder'
   for arg in ('smoke', 'paper_weights', 'edges2handbags,smoke'):
-    config_lib.validate(load_config(arg))
+    config_lib.validate(config_files.get_config('unit', arg))
   with pytest.raises(ValueError, match='variant'):
-    load_config('gta2city')
+    config_files.get_config('unit', 'gta2city')
 
 
 def test_bad_setups_are_clear_errors():
-  config = load_config('smoke')
+  config = config_files.get_config('unit', 'smoke')
   with pytest.raises(ValueError, match='exactly 2 domains'):
     objectives.build(config, pipeline.DataSpec(
         name='shapes', domain_names=('a', 'b', 'c'), image_size=32,
@@ -278,7 +269,7 @@ def test_bad_setups_are_clear_errors():
   config.model.dis_layers = 4
   with pytest.raises(ValueError, match='dis_layers'):
     objectives.build(config, SPEC)
-  config = load_config('smoke')
+  config = config_files.get_config('unit', 'smoke')
   config.model.shared_layers = 5
   with pytest.raises(ValueError, match='shared_layers'):
     objectives.build(config, SPEC)

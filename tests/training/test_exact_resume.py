@@ -2,7 +2,6 @@
 uninterrupted run ends, and a SIGKILL in the middle of a checkpoint write
 leaves the previous complete checkpoint to resume from."""
 
-import importlib.util
 import json
 import logging
 import os
@@ -20,17 +19,14 @@ import numpy as np
 
 from i2ijax import train
 from i2ijax.training import checkpoint
+import config_files
 
 REPO = pathlib.Path(__file__).parents[2]
 _TMP_STEP = re.compile(r'^(\d+)\.orbax-checkpoint-tmp')
 
 
 def _config(num_steps):
-  spec = importlib.util.spec_from_file_location('cyclegan_config',
-                                                REPO / 'configs/cyclegan.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('smoke')
+  config = config_files.get_config('cyclegan', 'smoke')
   config.train.update(dict(num_steps=num_steps,
                            checkpoint_every_steps=num_steps // 2,
                            sample_every_steps=1000))

@@ -14,9 +14,7 @@ stop both at the same step with a checkpoint (a process left running
 alone would wait in its next collective for ever).
 """
 
-import importlib.util
 import json
-import pathlib
 import re
 import signal
 import socket
@@ -30,8 +28,8 @@ import pytest
 from i2ijax import objectives
 from i2ijax.data import pipeline
 from i2ijax.training import checkpoint
+import config_files
 
-REPO = pathlib.Path(__file__).parents[2]
 STEPS = 3   # compared; the two processes run on until stopped
 OVERRIDES = {'num_steps': STEPS, 'batch_size': 8, 'log_every_steps': 1,
              'checkpoint_every_steps': STEPS, 'sample_every_steps': STEPS,
@@ -88,11 +86,7 @@ def _losses(log):
 
 def _final_leaves(workdir):
   """{path: numpy array} of the state saved at the last step in `workdir`."""
-  spec = importlib.util.spec_from_file_location('cyclegan_config',
-                                                REPO / 'configs/cyclegan.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('smoke')
+  config = config_files.get_config('cyclegan', 'smoke')
   config.train.update(OVERRIDES)
   for group in ('g', 'd'):
     config.optim[group].update(OPTIM)

@@ -2,25 +2,18 @@
 the update. The real loop (`train.train_and_evaluate`) on CycleGAN's smoke
 config, with NaN images injected into chosen batches of the real stream."""
 
-import importlib.util
-import pathlib
-
 import jax
 import numpy as np
 import pytest
 
 from i2ijax import train
 from i2ijax.training import checkpoint
+import config_files
 
-CONFIGS = pathlib.Path(__file__).parents[2] / 'configs'
 
 
 def _config(name='cyclegan', **train_overrides):
-  spec = importlib.util.spec_from_file_location(f'{name}_config',
-                                                CONFIGS / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('smoke')
+  config = config_files.get_config(name, 'smoke')
   config.train.update(dict(sample_every_steps=1000, log_every_steps=1,
                            checkpoint_every_steps=2))
   config.train.update(train_overrides)

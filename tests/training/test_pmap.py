@@ -9,8 +9,6 @@ the batch into domain halves, which `parallel.split_batch` must keep.
 """
 
 import functools
-import importlib.util
-import pathlib
 
 import jax
 import numpy as np
@@ -21,16 +19,13 @@ from i2ijax import objectives
 from i2ijax import train
 from i2ijax.data import pipeline
 from i2ijax.training import parallel
+import config_files
 
-CONFIG = pathlib.Path(__file__).parents[2] / 'configs' / 'cyclegan.py'
 BATCH, SIZE = 16, 32
 
 
 def _config():
-  spec = importlib.util.spec_from_file_location('cyclegan_config', CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('smoke')
+  config = config_files.get_config('cyclegan', 'smoke')
   config.model.pool_size = 0
   config.train.batch_size = BATCH
   return config
