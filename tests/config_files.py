@@ -1,4 +1,4 @@
-"""The experiment config files of `configs/`, loaded as `--config=` loads them."""
+"""The config files of `configs/`, loaded as `--config=` loads them."""
 
 import importlib.util
 import pathlib

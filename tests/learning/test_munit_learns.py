@@ -29,7 +29,6 @@ above the untrained value).
 """
 
 import json
-import pathlib
 import subprocess
 
 import jax
@@ -43,7 +42,7 @@ from i2ijax.metrics import oracles as oracles_lib
 from i2ijax.training import checkpoint as checkpoint_lib
 import config_files
 
-CONFIG_FILE = pathlib.Path(__file__).parents[2] / 'configs' / 'munit.py'
+CONFIG_FILE = config_files.CONFIG_DIR / 'munit.py'
 NUM_STEPS = 200
 EVAL = dict(num_examples=32, num_styles=2)
 DOMAIN_ACC = 0.75
