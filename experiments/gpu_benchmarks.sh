@@ -18,10 +18,12 @@
 #       --implementation cp --platform manylinux2014_x86_64 -d .whl ml_collections==1.1.0
 # then on the device: `bash experiments/gpu_benchmarks.sh` with `.whl` carried.
 # Checked without a GPU (2026-12-07) in a venv like the device's: Python 3.12,
-# jax 0.10.2, flax, optax, absl-py, PyYAML, no TensorFlow / TFDS / clu /
-# ml_collections: `OUT=/tmp/o STEPS=1 WARMUP=0 BUDGET=10 PY=VENV/bin/python
-# bash experiments/gpu_benchmarks.sh` installs the wheel, runs the first
-# setting and writes the three files.
+# jax 0.11.2 (the device's version), flax 0.12.12, optax, orbax, absl-py,
+# PyYAML, no TensorFlow / TFDS / clu / ml_collections: `OUT=/tmp/o STEPS=1
+# WARMUP=0 BUDGET=100000 PY=VENV/bin/python bash experiments/gpu_benchmarks.sh`
+# installs the wheel, runs every setting and writes the three files; only
+# TUNIT at batch 32 failed there (XLA:CPU asked for one 25.8 GB buffer on
+# that 24 GB machine), TUNIT at batch 8 ran in both dtypes.
 # STEPS / WARMUP override the timed and warm-up iterations (default 50 / 5).
 set -u
 cd "$(dirname "$0")/.."
@@ -66,6 +68,8 @@ bench configs/cyclegan.py:horse2zebra 256 2 bfloat16
 bench configs/tunit.py:summer2winter_yosemite 128 32 bfloat16
 bench configs/gmvae_mdmm.py:apple2orange 216 2 float32 $content
 bench configs/gmvae_mdmm.py:apple2orange 216 2 bfloat16 $content
+bench configs/tunit.py:summer2winter_yosemite 128 8 float32
+bench configs/tunit.py:summer2winter_yosemite 128 8 bfloat16
 echo "[$(date +%T) +${SECONDS}s] done" >> "$LOG"
 $PY experiments/summarize_benchmarks.py "$RESULTS" \
     > "${OUT:-.}/gpu_benchmarks.md" 2>> "$LOG"

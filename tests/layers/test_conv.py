@@ -410,6 +410,32 @@ def test_small_map_convs_run_as_patch_products_on_cpu(
   _assert_rewritten_without_conv(x, w, stride, padding, as_dot)
 
 
+@pytest.mark.parametrize('batch,size,channels,k,stride,padding', [
+    (1, 26, 256, 3, 1, 'VALID'),              # Winograd on the CPU
+    (2, 29, 64, 7, 2, 'VALID'),               # patch product on the CPU
+    (2, 66, 8, 4, 2, 'VALID'),                # phase input gradient
+    (3, 67, 8, 4, 2, [(1, 1), (1, 1)]),       # phase input gradient
+    (2, 130, 8, 3, 1, [(1, 1), (1, 1)])])     # weight gradient by slices
+def test_accelerators_run_lax_conv_unchanged(monkeypatch, batch, size,
+                                             channels, k, stride, padding):
+  """Off the CPU, `conv.conv_general_dilated` is `lax.conv_general_dilated`
+  itself: the gradient program of a conv that the CPU rewrites traces to
+  the same jaxpr as lax's (so a GPU runs cuDNN's convs and the benchmark's
+  FLOP count is the direct convs')."""
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  x = jnp.zeros((batch, size, size, channels))
+  w = jnp.zeros((k, k, channels, channels))
+
+  def grad_jaxpr(fn):
+    loss = lambda x, w: jnp.sum(jnp.sin(fn(
+        x, w, (stride, stride), padding,
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))))
+    return str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, w))
+
+  assert (grad_jaxpr(layers.conv.conv_general_dilated) ==
+          grad_jaxpr(lax.conv_general_dilated))
+
+
 def _upsample_then_conv(x, w, factor, padding, pad_mode):
   """The direct form: nearest ×factor, pad, VALID conv (lax)."""
   up = x.repeat(factor, axis=1).repeat(factor, axis=2)
