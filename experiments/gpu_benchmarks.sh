@@ -23,7 +23,7 @@
 # WARMUP=0 BUDGET=100000 PY=VENV/bin/python bash experiments/gpu_benchmarks.sh`
 # installs the wheel, runs every setting and writes the three files; only
 # TUNIT at batch 32 failed there (XLA:CPU asked for one 25.8 GB buffer on
-# that 24 GB machine), TUNIT at batch 8 ran in both dtypes.
+# that 24 GB machine); the TUNIT batch 8 runs, added after, ran alone there.
 # STEPS / WARMUP override the timed and warm-up iterations (default 50 / 5).
 set -u
 cd "$(dirname "$0")/.."
