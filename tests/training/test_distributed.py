@@ -14,7 +14,6 @@ from i2ijax.training import parallel
 import config_files
 
 
-
 def _cyclegan_smoke():
   return config_files.get_config('cyclegan', 'smoke')
 

@@ -11,7 +11,6 @@ from i2ijax.training import checkpoint
 import config_files
 
 
-
 def _config(name='cyclegan', **train_overrides):
   config = config_files.get_config(name, 'smoke')
   config.train.update(dict(sample_every_steps=1000, log_every_steps=1,
