@@ -24,13 +24,22 @@ iterations (`content_d_step`) are timed separately as `content_d_*`.
 `--dtype=bfloat16` (mixed precision) and `--remat` set `config.model.dtype`
 and `config.model.remat`; the record names both (`dtype`, `remat`).
 
+`--profile_dir=DIR` then runs `--profile_steps` more iterations of the main
+step under `jax.profiler.trace(DIR)`, each a `StepTraceAnnotation('train')`,
+and writes the compiled step's optimized HLO to DIR/step.hlo.txt.gz (for
+reading fusion and kernel choices off the device);
+`experiments/summarize_profile.py DIR` tabulates the trace. A profiler
+error is recorded as `profile_error` instead of losing the timings.
+
 Prints one JSON line per run. Fields may be overridden as in `main`:
   python experiments/benchmark.py --config=configs/gmvae_mdmm.py:apple2orange \\
       --config.data.image_size=216 --steps=20 --dtype=bfloat16
 """
 
+import gzip
 import json
 import math
+import pathlib
 import platform
 import resource
 import sys
@@ -60,6 +69,10 @@ flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16'],
                   "config's, float32).")
 flags.DEFINE_bool('remat', None, 'Rematerialise the large blocks: sets '
                   "config.model.remat (default: the config's, off).")
+flags.DEFINE_string('profile_dir', None, 'Trace --profile_steps more '
+                    'iterations of the main step into this folder.')
+flags.DEFINE_integer('profile_steps', 5, 'Iterations traced with '
+                     '--profile_dir.')
 
 
 def _num_domains(config) -> int:
@@ -165,8 +178,29 @@ def _subjaxprs(params):
         yield item
 
 
-def _time_step(step, state, batch, rng, steps, warmup, compiler_options):
-  """Compiles, warms up and times `step`; returns (state, stats)."""
+def _profile(compiled, state, batch, rng, profile_dir, steps):
+  """Traces `steps` iterations of `compiled` into `profile_dir` (one
+  `StepTraceAnnotation` each) and writes its optimized HLO beside them;
+  returns the state."""
+  path = pathlib.Path(profile_dir)
+  path.mkdir(parents=True, exist_ok=True)
+  with gzip.open(path / 'step.hlo.txt.gz', 'wt') as hlo:
+    hlo.write(compiled.as_text())
+  with jax.profiler.trace(profile_dir):
+    for step in range(steps):
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        state, metrics = compiled(state, batch, rng)
+        jax.block_until_ready((state, metrics))
+  return state
+
+
+def _time_step(step, state, batch, rng, steps, warmup, compiler_options,
+               profile_dir=None, profile_steps=0):
+  """Compiles, warms up and times `step`; returns (state, stats).
+
+  With `profile_dir`, then traces `profile_steps` more iterations
+  (`_profile`); a profiler error goes into stats['profile_error'].
+  """
   start = time.perf_counter()
   traced = jax.jit(step, donate_argnums=0,
                    compiler_options=compiler_options).trace(state, batch, rng)
@@ -188,9 +222,16 @@ def _time_step(step, state, batch, rng, steps, warmup, compiler_options):
     state, metrics = compiled(state, batch, rng)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
-  return state, dict(compile_s=compile_s, median=float(np.median(times)),
-                     min=float(np.min(times)), flops=flops,
-                     matmul_flops=model_flops, temp_mb=temp_mb)
+  stats = dict(compile_s=compile_s, median=float(np.median(times)),
+               min=float(np.min(times)), flops=flops,
+               matmul_flops=model_flops, temp_mb=temp_mb)
+  if profile_dir:
+    try:
+      state = _profile(compiled, state, batch, rng, profile_dir,
+                       profile_steps)
+    except Exception as error:  # pylint: disable=broad-except
+      stats['profile_error'] = repr(error)
+  return state, stats
 
 
 def _peak_mem_mb() -> float:
@@ -201,8 +242,12 @@ def _peak_mem_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
-  """Runs the measurements for one config; returns the JSON record."""
+def benchmark(config, steps: int, warmup: int, num_domains: int,
+              profile_dir=None, profile_steps: int = 5) -> dict:
+  """Runs the measurements for one config; returns the JSON record.
+
+  With `profile_dir`, the main step is also traced (`_time_step`).
+  """
   config_lib.validate(config)
   size, batch_size = config.data.image_size, config.train.batch_size
   spec = types.SimpleNamespace(
@@ -216,7 +261,7 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
   rng = jax.random.key(1)
   options = compute.compiler_options(config.model)
   state, main = _time_step(model.train_step, state, batch, rng, steps, warmup,
-                           options)
+                           options, profile_dir, profile_steps)
   record = {
       'model': config.model.name, 'image_size': size,
       'batch_size': batch_size, 'dtype': config.model.get('dtype', 'float32'),
@@ -230,6 +275,10 @@ def benchmark(config, steps: int, warmup: int, num_domains: int) -> dict:
       'n_params': sum(params_by_group.values()),
       'params_by_group': params_by_group,
   }
+  if profile_dir:
+    record.update(profile_dir=str(profile_dir), profile_steps=profile_steps)
+    if 'profile_error' in main:
+      record['profile_error'] = main['profile_error']
   if getattr(model, 'uses_content_dis', False):
     _, extra = _time_step(model.content_d_step, state, batch, rng, steps,
                           warmup, options)
@@ -267,7 +316,8 @@ def main(argv):
   config = set_compute_options(flags.FLAGS.config, flags.FLAGS.dtype,
                                flags.FLAGS.remat)
   record = benchmark(config, flags.FLAGS.steps, flags.FLAGS.warmup,
-                     _num_domains(config))
+                     _num_domains(config), flags.FLAGS.profile_dir,
+                     flags.FLAGS.profile_steps)
   print(json.dumps(record), flush=True)
 
 

@@ -234,3 +234,93 @@ def test_peaks_match_the_device_names_jax_reports():
   assert peak('cpu:cpu', 'float32') is None
   assert peak('gpu:NVIDIA H100 80GB HBM3', 'float16') is None
   assert peak('cpu:cpu', 'float32', peak_tflops=2.0) == 2.0e12
+
+
+def test_profile_dir_traces_the_step_and_summary_reads_it(tmp_path):
+  """`--profile_dir`: the step's HLO and a trace of `profile_steps` more
+  iterations, which summarize_profile finds, with the XLA ops in it."""
+  import gzip
+  import jax
+  import jax.numpy as jnp
+  benchmark = _load_experiment('benchmark')
+  summarize = _load_experiment('summarize_profile')
+
+  def step(state, batch, rng):
+    del rng
+    loss = lambda w: jnp.tanh(batch @ w).sum()
+    grad = jax.grad(loss)(state)
+    return state - 1e-3 * grad, {'loss': loss(state)}
+
+  state, batch = jnp.ones((16, 8)), jnp.ones((4, 16))
+  _, stats = benchmark._time_step(step, state, batch, None, steps=2,
+                                  warmup=1, compiler_options=None,
+                                  profile_dir=str(tmp_path),
+                                  profile_steps=3)
+  assert 'profile_error' not in stats
+  with gzip.open(tmp_path / 'step.hlo.txt.gz', 'rt') as hlo:
+    assert hlo.read().startswith('HloModule')
+  profile = summarize.profile_stats(
+      summarize.load_trace(summarize.find_trace(tmp_path)))
+  assert profile['steps'] == 3
+  assert 0 < profile['step_us_median'] <= profile['span_us']
+  rows = profile['timelines']
+  assert rows and all(row['busy_us'] <= profile['span_us'] for row in rows)
+  hlo_ops = {entry[2] for row in rows for entry in row['by_name'].values()}
+  assert any(op.startswith('dot') for op in hlo_ops), hlo_ops
+  assert summarize.summary(profile).startswith('3 traced steps')
+
+
+def _trace(events, processes, threads):
+  """A trace-viewer dict: `events` as (pid, tid, name, ts, dur, args)."""
+  meta = [{'ph': 'M', 'pid': pid, 'name': 'process_name',
+           'args': {'name': name}} for pid, name in processes.items()]
+  meta += [{'ph': 'M', 'pid': pid, 'tid': tid, 'name': 'thread_name',
+            'args': {'name': name}} for (pid, tid), name in threads.items()]
+  return {'traceEvents': meta + [
+      {'ph': 'X', 'pid': pid, 'tid': tid, 'name': name, 'ts': ts,
+       'dur': dur, 'args': args}
+      for pid, tid, name, ts, dur, args in events]}
+
+
+def test_profile_summary_counts_device_kernels_inside_the_steps():
+  """Busy time is the union of a timeline's intervals, clipped to the
+  steps' span; with a device process, host timelines are left out."""
+  summarize = _load_experiment('summarize_profile')
+  host, gpu = 1, 2
+  trace = _trace(
+      [(host, 1, 'train', 0, 1000, {'step_num': '0'}),
+       (host, 1, 'train', 1100, 1000, {'step_num': '1'}),
+       (host, 1, 'PjitFunction', 10, 50, {}),
+       (gpu, 7, 'loop_fusion', 100, 200, {'hlo_op': 'fusion.1'}),
+       (gpu, 7, 'loop_fusion', 1200, 100, {'hlo_op': 'fusion.1'}),
+       (gpu, 7, 'sm90_xmma_fprop', 400, 300, {'hlo_op': 'conv.3'}),
+       (gpu, 7, 'sm90_xmma_fprop', 2000, 400, {'hlo_op': 'conv.3'}),
+       (gpu, 7, 'after_the_steps', 3000, 100, {}),
+       (gpu, 8, 'fusion.1', 100, 400, {}),       # a derived line: nested
+       (gpu, 8, 'conv.3', 200, 100, {})],
+      {host: '/host:CPU', gpu: '/device:GPU:0'},
+      {(gpu, 7): 'Stream #7', (gpu, 8): 'XLA Ops'})
+  stats = summarize.profile_stats(trace)
+  assert (stats['steps'], stats['step_us_median'], stats['span_us']) == (
+      2, 1000, 2100)
+  stream, ops = stats['timelines']          # busiest first; no host rows
+  assert (stream['thread'], stream['events']) == ('Stream #7', 4)
+  # 200 + 100 + 300 + the last kernel's 100 µs inside the span.
+  assert stream['busy_us'] == 700
+  assert stream['by_name']['sm90_xmma_fprop'] == [2, 400, 'conv.3']
+  assert (ops['thread'], ops['busy_us']) == ('XLA Ops', 400)
+  text = summarize.summary(stats, top=1, timelines=1)
+  assert _row(text, '/device:GPU:0', 'Stream #7') == [
+      '/device:GPU:0', 'Stream #7', '2.0', '0.350', '33.3%']
+  assert _row(text, 'sm90_xmma_fprop') == [
+      'sm90_xmma_fprop', 'conv.3', '1.0', '0.200', '57.1%']
+  assert 'loop_fusion' not in text              # only the top 1 is listed
+
+
+def test_profile_summary_names_what_is_missing(tmp_path):
+  summarize = _load_experiment('summarize_profile')
+  with pytest.raises(FileNotFoundError, match='trace.json.gz'):
+    summarize.find_trace(tmp_path)
+  with pytest.raises(ValueError, match='StepTraceAnnotation'):
+    summarize.profile_stats(_trace([(1, 1, 'op', 0, 5, {})],
+                                   {1: '/host:CPU'}, {}))
