@@ -8,13 +8,13 @@ Reads the newest `*.trace.json.gz` under DIR (the trace-viewer events that
     `StepTraceAnnotation`): their number and median wall time;
   - one row per timeline (a thread of a process: on a GPU a stream of
     kernels or a line the profiler derives from them, such as the XLA ops;
-    on a CPU, with no device process, the host's threads): its events and
-    busy time (the union of its events' intervals) per step, and busy time
-    over the steps' span. On a GPU, the stream's events per step are the
-    kernel launches per iteration, and its idle share is what launch
-    latency and host work cost;
-  - for the `--timelines` busiest of them, the `--top` event names by total
-    time, with the HLO op the profiler names for a kernel (`hlo_op`).
+    the host's threads): its events and busy time (the union of its events'
+    intervals) per step, and busy time over the steps' span. On a GPU, the
+    stream's events per step are the kernel launches per iteration, and its
+    idle share is what launch latency and host work cost;
+  - for the `--timelines` busiest device timelines (host timelines where
+    the trace has no device, as on a CPU), the `--top` event names by
+    total time, with the HLO op the profiler names for a kernel (`hlo_op`).
 Only what falls inside the steps' span counts (intervals are clipped to it).
 Pure Python: runs where the benchmark ran.
 """
@@ -63,8 +63,9 @@ def profile_stats(trace) -> dict:
   """Steps and per-timeline statistics of a trace (times in µs).
 
   Returns {'steps', 'step_us_median', 'span_us', 'timelines'}; each
-  timeline is {'process', 'thread', 'events', 'busy_us', 'by_name'}, with
-  by_name {name: [count, total_us, hlo_op]}, busiest timeline first.
+  timeline is {'process', 'thread', 'device', 'events', 'busy_us',
+  'by_name'}, with by_name {name: [count, total_us, hlo_op]}, busiest
+  timeline first; `device` is whether its process is a device's.
   """
   events = trace['traceEvents']
   process_names, thread_names = {}, {}
@@ -86,8 +87,8 @@ def profile_stats(trace) -> dict:
   step_ids = {id(event) for event in steps}
   timelines = collections.defaultdict(list)
   for event in complete:
-    if ((devices and event['pid'] not in devices) or id(event) in step_ids
-        or event['ts'] > end or event['ts'] + event['dur'] < begin):
+    if (id(event) in step_ids or event['ts'] > end
+        or event['ts'] + event['dur'] < begin):
       continue
     start, stop = max(event['ts'], begin), min(event['ts'] + event['dur'],
                                                 end)
@@ -102,6 +103,7 @@ def profile_stats(trace) -> dict:
       entry[1] += stop - start
     rows.append(dict(process=process_names.get(pid, str(pid)),
                      thread=thread_names.get((pid, tid), str(tid)),
+                     device=pid in devices,
                      events=len(spans),
                      busy_us=_busy((s, e) for s, e, _ in spans),
                      by_name=by_name))
@@ -127,7 +129,9 @@ def summary(stats, top=15, timelines=3) -> str:
         f"| {_cell(row['process'])} | {_cell(row['thread'])} | "
         f"{row['events'] / steps:.1f} | {row['busy_us'] / steps / 1e3:.3f} | "
         f"{100 * row['busy_us'] / stats['span_us']:.1f}% |")
-  for row in stats['timelines'][:timelines]:
+  listed = ([row for row in stats['timelines'] if row['device']]
+            or stats['timelines'])
+  for row in listed[:timelines]:
     lines += ['', f"Top {top} on {_cell(row['process'])} / "
               f"{_cell(row['thread'])}:", '',
               '| name | hlo_op | calls/step | ms/step | share of busy |',

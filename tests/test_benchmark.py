@@ -284,13 +284,14 @@ def _trace(events, processes, threads):
 
 def test_profile_summary_counts_device_kernels_inside_the_steps():
   """Busy time is the union of a timeline's intervals, clipped to the
-  steps' span; with a device process, host timelines are left out."""
+  steps' span; with a device process, its timelines get the top lists."""
   summarize = _load_experiment('summarize_profile')
   host, gpu = 1, 2
   trace = _trace(
       [(host, 1, 'train', 0, 1000, {'step_num': '0'}),
        (host, 1, 'train', 1100, 1000, {'step_num': '1'}),
-       (host, 1, 'PjitFunction', 10, 50, {}),
+       (host, 1, 'PjitFunction', 10, 950, {}),
+       (host, 1, 'ExecuteHelper', 20, 100, {}),   # nested in the one above
        (gpu, 7, 'loop_fusion', 100, 200, {'hlo_op': 'fusion.1'}),
        (gpu, 7, 'loop_fusion', 1200, 100, {'hlo_op': 'fusion.1'}),
        (gpu, 7, 'sm90_xmma_fprop', 400, 300, {'hlo_op': 'conv.3'}),
@@ -303,7 +304,9 @@ def test_profile_summary_counts_device_kernels_inside_the_steps():
   stats = summarize.profile_stats(trace)
   assert (stats['steps'], stats['step_us_median'], stats['span_us']) == (
       2, 1000, 2100)
-  stream, ops = stats['timelines']          # busiest first; no host rows
+  python, stream, ops = stats['timelines']            # busiest first
+  assert (python['device'], python['events'], python['busy_us']) == (
+      False, 2, 950)
   assert (stream['thread'], stream['events']) == ('Stream #7', 4)
   # 200 + 100 + 300 + the last kernel's 100 µs inside the span.
   assert stream['busy_us'] == 700
@@ -315,6 +318,7 @@ def test_profile_summary_counts_device_kernels_inside_the_steps():
   assert _row(text, 'sm90_xmma_fprop') == [
       'sm90_xmma_fprop', 'conv.3', '1.0', '0.200', '57.1%']
   assert 'loop_fusion' not in text              # only the top 1 is listed
+  assert 'PjitFunction' not in text     # top lists for device lines only
 
 
 def test_profile_summary_names_what_is_missing(tmp_path):
